@@ -1,0 +1,1 @@
+"""weAlist GitOps tooling: environments change only through validated git commits."""

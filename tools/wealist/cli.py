@@ -1,0 +1,458 @@
+"""The command line: each command parses, calls one core function, prints.
+
+Heavy modules (GitPython, ruamel.yaml, cryptography, the schema validators) are imported inside
+the commands, so ``--help`` and shell completion stay instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from .history import Promotion, Status
+    from .promote import PromotionResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_debug = False
+
+
+def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    global _debug
+    _debug = _debug or value
+
+
+def common_options(func: F) -> F:
+    """--repo and --debug, shared by every command."""
+    func = click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_debug,
+        help="Show tracebacks of unexpected errors.",
+    )(func)
+    return click.option(
+        "--repo",
+        "repo",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=".",
+        show_default="the git top level of the working directory",
+        help="The GitOps repository.",
+    )(func)
+
+
+def format_option(func: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output for people or for scripts.",
+    )(func)
+
+
+def env_option(
+    required: bool = True, help_text: str = "Environment (from promotion.yaml)."
+) -> Callable[[F], F]:
+    return click.option("--env", "env", required=required, metavar="ENV", help=help_text)
+
+
+def delivery_options(func: F) -> F:
+    """Options shared by promote and rollback: how the change is delivered."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--component",
+                "components",
+                multiple=True,
+                metavar="NAME",
+                help="Only this component (repeatable; default: all in promotion.yaml).",
+            ),
+            click.option("-m", "--message", help="Why: goes into the commit body."),
+            click.option(
+                "--dry-run", is_flag=True, help="Print the plan and the rendered diff; change nothing."
+            ),
+            click.option(
+                "--push", is_flag=True, help="Push the commit (direct delivery); retries if the remote moved."
+            ),
+            click.option(
+                "--delivery",
+                type=click.Choice(["direct", "pull-request"]),
+                help="Override promotion.yaml: commit here, or branch + pull request.",
+            ),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _color() -> bool | None:
+    return False if os.environ.get("NO_COLOR") else None  # None: Click decides by the terminal
+
+
+def _echo_diff(diff: str) -> None:
+    for line in diff.splitlines():
+        style = (
+            {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+            if not line.startswith(("+++", "---"))
+            else None
+        )
+        click.echo(click.style(line, fg=style) if style else line, color=_color())
+
+
+def _print_result(result: PromotionResult, fmt: str, dry_run: bool) -> None:
+    plan = result.plan
+    assert plan is not None
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "env": plan.env.name,
+                    "delivery": plan.delivery,
+                    "dry_run": dry_run,
+                    "changes": [
+                        {
+                            "component": c.component,
+                            "from": str(c.old) if c.old else None,
+                            "to": str(c.new),
+                            "image": c.reference(c.new),
+                            "evidence": c.evidence,
+                        }
+                        for c in plan.changes
+                    ],
+                    "unchanged": list(plan.unchanged),
+                    "forced": list(plan.forced),
+                    "commit": result.commit,
+                    "branch": result.branch,
+                    "pushed": result.pushed,
+                    "pull_request": result.pull_request,
+                    "compare_url": result.compare_url,
+                    "diff": result.diff,
+                    "notes": result.notes,
+                },
+                indent=2,
+            )
+        )
+        return
+    if not plan.changes:
+        click.echo(
+            f"Nothing to do: {plan.env.name} already runs "
+            + ", ".join(f"{name}" for name in plan.unchanged)
+            + " at the requested version."
+        )
+        return
+    rows = [("COMPONENT", "FROM", "TO", "WHY ALLOWED")] + [
+        (
+            c.component,
+            c.old.short() if c.old else "(unset)",
+            c.new.short(),
+            c.evidence
+            or ("rollback" if plan.rollback_of else "first environment" if not plan.forced else "--force"),
+        )
+        for c in plan.changes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    head = "Would" if dry_run else "Plan:"
+    click.echo(
+        f"{head} {'roll back' if plan.rollback_of else 'promote'} {plan.env.name} "
+        f"({plan.delivery}) on {plan.head[:10]}:"
+    )
+    for row in rows:
+        click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for reason in plan.forced:
+        click.echo(click.style(f"  forced: {reason}", fg="yellow"), color=_color())
+    if plan.unchanged:
+        click.echo(f"  unchanged: {', '.join(plan.unchanged)}")
+    if result.diff:
+        _echo_diff(result.diff)
+    if dry_run:
+        click.echo(
+            f"Dry run: would change {plan.path} and run git commit"
+            + (" and git push" if result.plan and plan.delivery == "direct" else "")
+            + "; nothing changed."
+        )
+        if plan.delivery == "pull-request":
+            click.echo(f"Would push branch {plan.branch_name()} and open a pull request.")
+        return
+    for note in result.notes:
+        _log(note)
+    if result.commit:
+        where = f" on {result.branch}" if result.branch else ""
+        click.echo(f"Committed {result.commit[:10]}{where}: {plan.subject()}")
+    if result.pushed:
+        click.echo(f"Pushed {result.branch}.")
+    if result.pull_request:
+        click.echo(f"Pull request: {result.pull_request}")
+    elif result.compare_url:
+        click.echo(f"Open a pull request: {result.compare_url}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="wealist")
+def cli() -> None:
+    """weAlist GitOps: environments change only through validated git commits."""
+
+
+@cli.command("promote")
+@common_options
+@env_option(help_text="Environment to change.")
+@click.option("--tag", metavar="TAG", help="Set this tag (TAG or TAG@sha256:<digest>).")
+@click.option("--from", "source_env", metavar="ENV", help="Copy exactly what ENV runs now (tag and digest).")
+@click.option(
+    "--force", is_flag=True, help="Promote even if the previous environment never ran it (recorded)."
+)
+@delivery_options
+@format_option
+def promote_cmd(
+    repo: Path,
+    env: str,
+    tag: str | None,
+    source_env: str | None,
+    force: bool,
+    components: tuple[str, ...],
+    message: str | None,
+    dry_run: bool,
+    push: bool,
+    delivery: str | None,
+    fmt: str,
+) -> None:
+    """Promote image tags to an environment through a git commit (or a pull request)."""
+    from .promote import PromotionRequest, promote
+
+    request = PromotionRequest(
+        env=env,
+        tag=tag,
+        source_env=source_env,
+        components=components,
+        force=force,
+        message=message,
+        dry_run=dry_run,
+        push=push,
+        delivery=delivery,
+    )
+    result = promote(repo, request, _log)
+    _print_result(result, fmt, dry_run)
+
+
+@cli.command("rollback")
+@common_options
+@env_option(help_text="Environment to roll back.")
+@click.option(
+    "--to",
+    "to",
+    metavar="TAG",
+    help="Go back to this tag (it must have run in ENV before). Default: undo the last promotion of ENV.",
+)
+@delivery_options
+@format_option
+def rollback_cmd(
+    repo: Path,
+    env: str,
+    to: str | None,
+    components: tuple[str, ...],
+    message: str | None,
+    dry_run: bool,
+    push: bool,
+    delivery: str | None,
+    fmt: str,
+) -> None:
+    """Return an environment to an earlier state with a new commit (history is never rewritten)."""
+    from .rollback import rollback
+
+    result = rollback(
+        repo, env, to, components, message=message, dry_run=dry_run, push=push, delivery=delivery, log=_log
+    )
+    _print_result(result, fmt, dry_run)
+
+
+@cli.command("status")
+@common_options
+@format_option
+def status_cmd(repo: Path, fmt: str) -> None:
+    """What every environment runs, and which one lags which."""
+    from .config import load_config
+    from .gitrepo import GitRepo
+    from .history import status
+
+    git = GitRepo(repo)
+    result = status(git, load_config(git.root))
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(), indent=2))
+        return
+    _print_status(result)
+
+
+def _print_status(result: Status) -> None:
+    rows = [("COMPONENT", *result.environments)] + [
+        (
+            comp,
+            *(
+                (result.running[env][comp].short() if result.running[env][comp] else "(unset)")  # type: ignore[union-attr]
+                for env in result.environments
+            ),
+        )
+        for comp in result.components
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for lag in result.lags:
+        click.echo(click.style(lag, fg="yellow"), color=_color())
+    if not result.lags:
+        click.echo("All environments run the same versions.")
+
+
+@cli.command("history")
+@common_options
+@env_option(required=False, help_text="Only this environment.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest N promotions."
+)
+@format_option
+def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
+    """Promotions, read from the commits' trailers (git is the audit log)."""
+    from .config import load_config
+    from .gitrepo import GitRepo
+    from .history import promotions
+
+    git = GitRepo(repo)
+    if env is not None:
+        load_config(git.root).env(env)
+    entries = promotions(git, env=env, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps([_promotion_json(p) for p in entries], indent=2))
+        return
+    if not entries:
+        click.echo("No promotions yet.")
+    for p in entries:
+        images = ", ".join(
+            f"{comp} {(p.previous.get(comp).short() if p.previous.get(comp) else '(unset)')} → "  # type: ignore[union-attr]
+            f"{ref.short()}"
+            for comp, ref in p.images.items()
+        )
+        extra = f" from {p.source_env}" if p.source_env else ""
+        extra += " (rollback)" if p.rollback_of else ""
+        extra += " (forced)" if p.forced else ""
+        click.echo(f"{p.sha[:10]}  {p.date[:16].replace('T', ' ')}  {p.env:<6} {images}{extra}  — {p.author}")
+
+
+def _promotion_json(p: Promotion) -> dict[str, object]:
+    return {
+        "commit": p.sha,
+        "author": p.author,
+        "date": p.date,
+        "env": p.env,
+        "subject": p.subject,
+        "images": {k: str(v) for k, v in p.images.items()},
+        "previous": {k: (str(v) if v else None) for k, v in p.previous.items()},
+        "source_env": p.source_env,
+        "forced": list(p.forced),
+        "rollback_of": p.rollback_of,
+    }
+
+
+@cli.command("render")
+@common_options
+@env_option()
+def render_cmd(repo: Path, env: str) -> None:
+    """Print the environment's rendered manifests (work tree, uncommitted edits included)."""
+    from .review import render_env
+
+    click.echo(render_env(repo, env), nl=False)
+
+
+@cli.command("diff")
+@common_options
+@env_option()
+@click.option("--base", default="HEAD", show_default=True, help="Compare the work tree with this ref.")
+@click.option("--against", "against", metavar="ENV", help="Instead: what promoting --from ENV would change.")
+def diff_cmd(repo: Path, env: str, base: str, against: str | None) -> None:
+    """Rendered difference, for review (unified diff; empty when nothing differs)."""
+    from .review import diff_against_env, diff_against_ref
+
+    diff = diff_against_env(repo, env, against) if against else diff_against_ref(repo, env, base)
+    _echo_diff(diff)
+
+
+@cli.command("seal")
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The controller's public certificate (kubeseal --fetch-cert).",
+)
+@click.option("--namespace", required=True, help="Namespace of the Secret.")
+@click.option("--name", required=True, help="Name of the Secret.")
+@click.option("--from-literal", "literals", multiple=True, metavar="KEY=VALUE", help="A value (repeatable).")
+@click.option("--from-file", "files", multiple=True, metavar="KEY=PATH", help="A value read from a file.")
+@click.option(
+    "--scope",
+    type=click.Choice(["strict", "namespace-wide", "cluster-wide"]),
+    default="strict",
+    show_default=True,
+    help="Where the controller may decrypt it.",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."
+)
+@click.option(
+    "--debug",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_set_debug,
+    help="Show tracebacks of unexpected errors.",
+)
+def seal_cmd(
+    cert: Path,
+    namespace: str,
+    name: str,
+    literals: tuple[str, ...],
+    files: tuple[str, ...],
+    scope: str,
+    output: Path | None,
+) -> None:
+    """Seal a Secret for the sealed-secrets controller (values are never printed or logged)."""
+    from .kustomization import write_if_changed
+    from .seal import SealRequest, parse_pairs, seal, to_yaml
+
+    request = SealRequest(namespace=namespace, name=name, data=parse_pairs(literals, files), scope=scope)
+    text = to_yaml(seal(cert, request), header=f"Sealed with wealist seal for {cert.name}; {scope} scope.")
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        write_if_changed(output, text)
+        _log(f"wrote {output} ({', '.join(sorted(request.data))} sealed)")
+
+
+def _run(command: click.Command, prog_name: str) -> None:
+    try:
+        command.main(prog_name=prog_name)
+    except Exception as exc:  # an unexpected failure: one line unless --debug
+        if _debug or os.environ.get("WEALIST_DEBUG"):
+            raise
+        click.echo(
+            f"Error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True
+        )
+        sys.exit(1)
+
+
+def main() -> None:
+    _run(cli, "wealist")
+
+
+def promote_main() -> None:
+    _run(promote_cmd, "wealist-promote")

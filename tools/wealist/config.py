@@ -1,0 +1,140 @@
+"""promotion.yaml: environments in promotion order, promotable components, review policy, forge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import ConfigError, UsageError
+
+CONFIG_FILE = "promotion.yaml"
+DELIVERIES = ("direct", "pull-request")
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    delivery: str
+
+    @property
+    def overlay(self) -> PurePosixPath:
+        """The overlay directory, relative to the repository root (posix, as git names it)."""
+        return PurePosixPath("overlays") / self.name
+
+    @property
+    def kustomization(self) -> PurePosixPath:
+        """The one file that holds this environment's app image tags."""
+        return self.overlay / "kustomization.yaml"
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    image: str
+
+
+@dataclass(frozen=True)
+class Forge:
+    type: str
+    repository: str  # owner/name
+
+
+@dataclass(frozen=True)
+class Config:
+    environments: tuple[Environment, ...]
+    components: tuple[Component, ...]
+    forge: Forge | None
+
+    def env(self, name: str) -> Environment:
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments)
+        raise UsageError(f"unknown environment {name!r} (promotion.yaml has: {known})")
+
+    def previous(self, env: Environment) -> Environment | None:
+        """The environment before ``env`` in promotion order, or None for the first."""
+        index = self.environments.index(env)
+        return self.environments[index - 1] if index > 0 else None
+
+    def component(self, name: str) -> Component:
+        for comp in self.components:
+            if comp.name == name:
+                return comp
+        known = ", ".join(c.name for c in self.components)
+        raise UsageError(f"unknown component {name!r} (promotion.yaml has: {known})")
+
+    def select(self, names: tuple[str, ...]) -> tuple[Component, ...]:
+        """The named components in promotion.yaml order; all of them when none is named."""
+        if not names:
+            return self.components
+        wanted = {self.component(n).name for n in names}
+        return tuple(c for c in self.components if c.name in wanted)
+
+
+def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source} must be a mapping")
+
+    envs = []
+    for raw in _list(data, "environments", source):
+        name = _str(raw, "name", f"{source}: environments[]")
+        delivery = raw.get("delivery", "direct")
+        if delivery not in DELIVERIES:
+            raise ConfigError(
+                f"{source}: environment {name}: delivery must be one of {', '.join(DELIVERIES)}"
+            )
+        envs.append(Environment(name=name, delivery=delivery))
+    if len({e.name for e in envs}) != len(envs):
+        raise ConfigError(f"{source}: environment names must be unique")
+
+    comps_raw = data.get("components")
+    if not isinstance(comps_raw, dict) or not comps_raw:
+        raise ConfigError(f"{source}: components must be a non-empty mapping")
+    comps = tuple(
+        Component(name=str(name), image=_str(body, "image", f"{source}: components.{name}"))
+        for name, body in comps_raw.items()
+    )
+
+    forge = None
+    if "forge" in data:
+        raw_forge = data["forge"]
+        forge_type = _str(raw_forge, "type", f"{source}: forge")
+        if forge_type != "github":
+            raise ConfigError(f"{source}: forge.type {forge_type!r} is not supported (github is)")
+        repository = _str(raw_forge, "repository", f"{source}: forge")
+        if repository.count("/") != 1:
+            raise ConfigError(f"{source}: forge.repository must be owner/name")
+        forge = Forge(type=forge_type, repository=repository)
+    return Config(environments=tuple(envs), components=comps, forge=forge)
+
+
+def load_config(root: Path) -> Config:
+    path = root / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: is --repo the weAlist GitOps repository?") from None
+    return parse_config(text)
+
+
+def _list(data: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+    value = data.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{where}: {key} must be a non-empty list of mappings")
+    return value
+
+
+def _str(data: Any, key: str, where: str) -> str:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: {key} must be a non-empty string")
+    return value

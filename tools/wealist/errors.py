@@ -1,0 +1,49 @@
+"""The tool's exceptions: one base, one exit code per kind of failure.
+
+Click prints a ClickException as ``Error: <message>`` on stderr and exits with its ``exit_code``,
+so every refusal reaches the user as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+class WealistError(click.ClickException):
+    """The operation failed or was refused (exit 1)."""
+
+    exit_code = 1
+
+
+class UsageError(WealistError):
+    """Bad usage: unknown environment or component, malformed tag, conflicting options (exit 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(WealistError):
+    """promotion.yaml or an overlay is missing or malformed."""
+
+
+class RefusedError(WealistError):
+    """The repository is not in a state where the operation is safe (dirty, order guard, ...)."""
+
+
+class RenderError(WealistError):
+    """kustomize failed, or is not installed."""
+
+
+class GitError(WealistError):
+    """A git command failed."""
+
+
+class PushRejected(GitError):
+    """The remote did not accept the push (it moved, or refuses it)."""
+
+
+class ForgeError(WealistError):
+    """The git forge's API refused or did not answer."""
+
+
+class ValidationFailed(WealistError):
+    """wealist validate found problems (the report has been printed)."""

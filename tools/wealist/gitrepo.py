@@ -1,0 +1,206 @@
+"""The one git wrapper: a thin class over GitPython that speaks in our errors.
+
+Everything runs the real git binary, so the user's configuration, hooks, signing and identity apply
+exactly as they do on the command line.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import GitError, PushRejected, RefusedError
+
+if TYPE_CHECKING:
+    from git import Repo
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    sha: str
+    author: str
+    date: str  # ISO 8601, author date
+    subject: str
+    trailers: tuple[tuple[str, str], ...]
+
+
+class GitRepo:
+    def __init__(self, path: Path) -> None:
+        from git import InvalidGitRepositoryError, NoSuchPathError, Repo
+
+        try:
+            self._repo: Repo = Repo(path, search_parent_directories=True)
+        except (InvalidGitRepositoryError, NoSuchPathError):
+            raise RefusedError(f"{path} is not inside a git repository") from None
+        if self._repo.bare or self._repo.working_tree_dir is None:
+            raise RefusedError(f"{path} is a bare repository: promote from a clone with a work tree")
+        self.root = Path(self._repo.working_tree_dir)
+        self.git_dir = Path(self._repo.git_dir)
+
+    def run(self, *args: str, strip: bool = True) -> str:
+        """Run ``git ARGS`` in the work tree; a failure becomes GitError with git's own message."""
+        from git import GitCommandError
+
+        try:
+            out = self._repo.git.execute(["git", *args], strip_newline_in_stdout=strip)
+        except GitCommandError as exc:
+            raise GitError(f"git {args[0]} failed: {_git_message(exc)}") from exc
+        return str(out)
+
+    def run_bytes(self, *args: str) -> bytes:
+        from git import GitCommandError
+
+        try:
+            out = self._repo.git.execute(
+                ["git", *args], stdout_as_string=False, strip_newline_in_stdout=False
+            )
+        except GitCommandError as exc:
+            raise GitError(f"git {args[0]} failed: {_git_message(exc)}") from exc
+        assert isinstance(out, bytes)
+        return out
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def head(self) -> str:
+        try:
+            return self.run("rev-parse", "--verify", "-q", "HEAD")
+        except GitError:
+            raise RefusedError(f"{self.root} has no commits yet") from None
+
+    def rev(self, rev: str) -> str:
+        return self.run("rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+
+    def tree(self, rev: str) -> str:
+        return self.run("rev-parse", f"{rev}^{{tree}}")
+
+    def branch(self) -> str | None:
+        """The checked-out branch, or None on a detached HEAD."""
+        try:
+            return self.run("symbolic-ref", "--short", "-q", "HEAD") or None
+        except GitError:
+            return None
+
+    def show(self, rev: str, path: str) -> str | None:
+        """The content of ``path`` at ``rev``, or None when it does not exist there."""
+        try:
+            return self.run("show", f"{rev}:{path}", strip=False)
+        except GitError:
+            return None
+
+    def staged(self) -> list[str]:
+        return (
+            self.run("diff", "--cached", "--name-only", "-z").split("\0")[:-1] if self._has_staged() else []
+        )
+
+    def _has_staged(self) -> bool:
+        from git import GitCommandError
+
+        try:
+            self._repo.git.execute(["git", "diff", "--cached", "--quiet"])
+        except GitCommandError as exc:
+            if exc.status == 1:
+                return True
+            raise GitError(f"git diff failed: {_git_message(exc)}") from exc
+        return False
+
+    def modified(self, path: str) -> bool:
+        """Whether ``path`` differs from HEAD in the index or the work tree."""
+        return bool(self.run("status", "--porcelain", "--untracked-files=no", "--", path))
+
+    def identity(self) -> str:
+        try:
+            return self.run("var", "GIT_COMMITTER_IDENT")
+        except GitError:
+            raise RefusedError(
+                "no git identity: set it with git config user.name and git config user.email"
+            ) from None
+
+    def archive(self, rev: str, dest: Path) -> None:
+        """Materialise the tree of ``rev`` in ``dest`` (no .git, nothing from the work tree)."""
+        data = self.run_bytes("archive", "--format=tar", rev)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(dest, filter="data")
+
+    def log(self, *args: str) -> list[LogEntry]:
+        """Commits as LogEntry (``args`` select them, e.g. a grep or a range)."""
+        fmt = "%H%x1f%an%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
+        out = self.run("log", f"--format={fmt}", *args, strip=False)
+        entries = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\x1f")
+            if len(fields) != 5:
+                continue
+            sha, author, date, subject, raw = fields
+            trailers = tuple(
+                (key.strip(), value.strip())
+                for key, _, value in (line.partition(":") for line in raw.splitlines() if ":" in line)
+            )
+            entries.append(LogEntry(sha, author, date, subject, trailers))
+        return entries
+
+    def upstream(self) -> tuple[str, str] | None:
+        """(remote, branch) the current branch tracks, or None."""
+        try:
+            ref = self.run("rev-parse", "--symbolic-full-name", "@{upstream}")
+        except GitError:
+            return None
+        # refs/remotes/<remote>/<branch>: the remote's name cannot hold a slash in our setups
+        parts = ref.split("/", 3)
+        return (parts[2], parts[3]) if len(parts) == 4 and parts[1] == "remotes" else None
+
+    def remote_url(self, remote: str) -> str:
+        return self.run("remote", "get-url", remote)
+
+    def count(self, revision_range: str) -> int:
+        return int(self.run("rev-list", "--count", revision_range))
+
+    def state_dir(self) -> Path:
+        """``.git/wealist``: the lock, the interruption journal, scratch trees, the render cache."""
+        path = self.git_dir / "wealist"
+        path.mkdir(exist_ok=True)
+        return path
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def commit(self, message: str, paths: list[str]) -> str:
+        """Commit exactly ``paths`` (their work-tree content) with git itself; returns the new HEAD."""
+        message_file = self.state_dir() / "COMMIT_MSG"
+        message_file.write_text(message, encoding="utf-8")
+        try:
+            self.run("commit", "-q", "--no-edit", "-F", str(message_file), "--", *paths)
+        finally:
+            message_file.unlink(missing_ok=True)
+        return self.head()
+
+    def fetch(self, remote: str, branch: str) -> None:
+        self.run("fetch", "-q", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+
+    def push(self, remote: str, src: str, branch: str, force: bool = False) -> None:
+        from git import GitCommandError
+
+        refspec = f"{'+' if force else ''}{src}:refs/heads/{branch}"
+        try:
+            self._repo.git.execute(["git", "push", "--porcelain", "-q", remote, refspec])
+        except GitCommandError as exc:
+            message = _git_message(exc)
+            if "rejected" in str(exc.stdout) + str(exc.stderr) or "fetch first" in message:
+                raise PushRejected(f"push to {remote}/{branch} rejected: {message}") from exc
+            raise GitError(f"git push failed: {message}") from exc
+
+
+def _git_message(exc: Exception) -> str:
+    """git's last meaningful stderr line, without GitPython's framing."""
+    stderr = str(getattr(exc, "stderr", "") or "")
+    stderr = stderr.strip().removeprefix("stderr:").strip().strip("'").strip()
+    lines = [
+        line.strip()
+        for line in stderr.splitlines()
+        if line.strip() and not line.strip().startswith(("hint:", "To "))
+    ]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return line.split(":", 1)[1].strip()
+    return lines[-1] if lines else f"exit status {getattr(exc, 'status', '?')}"

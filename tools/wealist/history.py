@@ -1,0 +1,159 @@
+"""What ran where, read back from git alone: promotion commits and their trailers, and the overlays."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import Config, Environment
+from .gitrepo import GitRepo, LogEntry
+from .images import ImageRef, split_reference
+from .kustomization import ImageEntry, read_images
+
+ENV_TRAILER = "Wealist-Env"
+IMAGE_TRAILER = "Wealist-Image"
+PREVIOUS_TRAILER = "Wealist-Previous"
+SOURCE_TRAILER = "Wealist-Source-Env"
+FORCED_TRAILER = "Wealist-Forced"
+ROLLBACK_TRAILER = "Wealist-Rollback-Of"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    sha: str
+    author: str
+    date: str
+    subject: str
+    env: str
+    images: dict[str, ImageRef]  # component -> new reference
+    previous: dict[str, ImageRef | None]
+    source_env: str | None = None
+    forced: tuple[str, ...] = ()
+    rollback_of: str | None = None
+
+
+@dataclass(frozen=True)
+class TrailerSet:
+    """The trailers of one promotion commit, in a fixed order."""
+
+    env: str
+    images: dict[str, str]  # component -> full image reference
+    previous: dict[str, str]
+    source_env: str | None = None
+    forced: tuple[str, ...] = ()
+    rollback_of: str | None = None
+
+    def render(self) -> str:
+        lines = [f"{ENV_TRAILER}: {self.env}"]
+        lines += [f"{IMAGE_TRAILER}: {comp}={ref}" for comp, ref in self.images.items()]
+        lines += [f"{PREVIOUS_TRAILER}: {comp}={ref}" for comp, ref in self.previous.items()]
+        if self.source_env:
+            lines.append(f"{SOURCE_TRAILER}: {self.source_env}")
+        lines += [f"{FORCED_TRAILER}: {reason}" for reason in self.forced]
+        if self.rollback_of:
+            lines.append(f"{ROLLBACK_TRAILER}: {self.rollback_of}")
+        return "\n".join(lines)
+
+
+def parse_promotion(entry: LogEntry) -> Promotion | None:
+    env = None
+    images: dict[str, ImageRef] = {}
+    previous: dict[str, ImageRef | None] = {}
+    source = rollback = None
+    forced = []
+    for key, value in entry.trailers:
+        if key == ENV_TRAILER:
+            env = value
+        elif key in (IMAGE_TRAILER, PREVIOUS_TRAILER):
+            comp, _, reference = value.partition("=")
+            ref = split_reference(reference)[1]
+            if key == IMAGE_TRAILER and ref is not None:
+                images[comp] = ref
+            elif key == PREVIOUS_TRAILER:
+                previous[comp] = ref
+        elif key == SOURCE_TRAILER:
+            source = value
+        elif key == FORCED_TRAILER:
+            forced.append(value)
+        elif key == ROLLBACK_TRAILER:
+            rollback = value
+    if env is None or not images:
+        return None
+    return Promotion(
+        entry.sha,
+        entry.author,
+        entry.date,
+        entry.subject,
+        env,
+        images,
+        previous,
+        source,
+        tuple(forced),
+        rollback,
+    )
+
+
+def promotions(
+    repo: GitRepo, rev: str = "HEAD", env: str | None = None, limit: int | None = None
+) -> list[Promotion]:
+    """Promotion commits reachable from ``rev``, newest first (optionally of one environment)."""
+    pattern = f"^{ENV_TRAILER}: {env}$" if env else f"^{ENV_TRAILER}: "
+    args = [f"--grep={pattern}", "--extended-regexp", rev]
+    if limit:
+        args.insert(0, f"--max-count={limit}")
+    result = []
+    for entry in repo.log(*args):
+        promotion = parse_promotion(entry)
+        if promotion and (env is None or promotion.env == env):
+            result.append(promotion)
+    return result
+
+
+def overlay_images(repo: GitRepo, env: Environment, rev: str = "HEAD") -> dict[str, ImageEntry]:
+    text = repo.show(rev, str(env.kustomization))
+    if text is None:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{env.kustomization} does not exist at {rev}")
+    return read_images(text, str(env.kustomization))
+
+
+@dataclass(frozen=True)
+class Status:
+    environments: tuple[str, ...]
+    components: tuple[str, ...]
+    running: dict[str, dict[str, ImageRef | None]]  # env -> component -> ref
+    lags: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "environments": {
+                env: {comp: (str(ref) if ref else None) for comp, ref in comps.items()}
+                for env, comps in self.running.items()
+            },
+            "lags": self.lags,
+        }
+
+
+def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
+    running: dict[str, dict[str, ImageRef | None]] = {}
+    for env in cfg.environments:
+        entries = overlay_images(repo, env, rev)
+        running[env.name] = {
+            c.name: (entries[c.image].ref if c.image in entries else None) for c in cfg.components
+        }
+    lags = []
+    for prev, env in zip(cfg.environments, cfg.environments[1:], strict=False):
+        behind = [
+            f"{c.name} {_show(running[env.name][c.name])} (vs {_show(running[prev.name][c.name])})"
+            for c in cfg.components
+            if running[env.name][c.name] != running[prev.name][c.name]
+        ]
+        if behind:
+            lags.append(f"{env.name} differs from {prev.name}: " + ", ".join(behind))
+    return Status(
+        tuple(e.name for e in cfg.environments), tuple(c.name for c in cfg.components), running, lags
+    )
+
+
+def _show(ref: ImageRef | None) -> str:
+    return ref.short() if ref else "(unset)"

@@ -1,0 +1,172 @@
+"""The one YAML editor: reads and changes the ``images:`` of an overlay's kustomization.yaml.
+
+Edits are spliced into the original text at the positions the round-trip parser reports, so every
+byte that is not a changed scalar (comments, key order, quoting, blank lines, indentation) stays as
+it was. A round-trip dump would re-indent and re-wrap; splicing cannot.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .images import ImageRef
+
+
+@dataclass(frozen=True)
+class ImageEntry:
+    name: str
+    new_name: str | None
+    ref: ImageRef | None  # None when the entry sets no newTag
+
+    @property
+    def rendered_name(self) -> str:
+        return self.new_name or self.name
+
+
+def _load_rt(text: str, source: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return YAML(typ="rt").load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+
+
+def _entries(doc: Any, source: str) -> list[Any]:
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{source} is not a kustomization (not a mapping)")
+    images = doc.get("images") or []
+    if not isinstance(images, list) or not all(isinstance(e, Mapping) and "name" in e for e in images):
+        raise ConfigError(f"{source}: images: must be a list of mappings with a name")
+    return images
+
+
+def read_images(text: str, source: str = "kustomization.yaml") -> dict[str, ImageEntry]:
+    """The ``images:`` entries by image name."""
+    result = {}
+    for entry in _entries(_load_rt(text, source), source):
+        tag = entry.get("newTag")
+        digest = entry.get("digest")
+        ref = ImageRef(tag=str(tag), digest=str(digest) if digest else None) if tag is not None else None
+        new_name = entry.get("newName")
+        result[str(entry["name"])] = ImageEntry(str(entry["name"]), str(new_name) if new_name else None, ref)
+    return result
+
+
+@dataclass(frozen=True)
+class _Edit:
+    start: int
+    end: int
+    text: str
+
+
+def set_images(text: str, changes: Mapping[str, ImageRef], source: str = "kustomization.yaml") -> str:
+    """Return ``text`` with ``newTag``/``digest`` of the named images set to ``changes``.
+
+    A digest line is added when the new reference pins one and removed when it does not, so a tag
+    promotion never keeps serving an old digest.
+    """
+    doc = _load_rt(text, source)
+    entries = {str(e["name"]): e for e in _entries(doc, source)}
+    line_starts = _line_starts(text)
+    edits: list[_Edit] = []
+    for image, ref in changes.items():
+        entry = entries.get(image)
+        if entry is None:
+            raise ConfigError(f"{source} has no images: entry for {image}; add one (name: {image})")
+        if entry.fa.flow_style():
+            raise ConfigError(
+                f"{source}: the images: entry for {image} is in flow style; write it in block style"
+            )
+        edits += _scalar_edits(text, line_starts, entry, "newTag", ref.tag, after="name")
+        if ref.digest:
+            anchor = "newTag" if "newTag" in entry else "name"
+            edits += _scalar_edits(text, line_starts, entry, "digest", ref.digest, after=anchor)
+        elif "digest" in entry:
+            line = entry.lc.key("digest")[0]
+            edits.append(_Edit(line_starts[line], line_starts[line + 1], ""))
+
+    new_text = text
+    # Back to front, so earlier offsets stay valid; insertions at one offset keep their order.
+    for _, edit in sorted(enumerate(edits), key=lambda ie: (ie[1].start, ie[0]), reverse=True):
+        new_text = new_text[: edit.start] + edit.text + new_text[edit.end :]
+
+    # The splice must have changed exactly what was asked and nothing else.
+    after = read_images(new_text, source)
+    for image, ref in changes.items():
+        if after[image].ref != ref:
+            raise ConfigError(f"{source}: could not set {image} to {ref} (unusual formatting?)")
+    return new_text
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    for i, char in enumerate(text):
+        if char == "\n":
+            starts.append(i + 1)
+    if starts[-1] != len(text):
+        starts.append(len(text))
+    return starts
+
+
+def _scalar_edits(
+    text: str, line_starts: list[int], entry: Any, key: str, value: str, after: str
+) -> list[_Edit]:
+    if key in entry:
+        line, col = entry.lc.value(key)
+        start = line_starts[line] + col
+        end = _scalar_end(text, start)
+        old = text[start:end]
+        quote = old[0] if old[:1] in ("'", '"') else ""
+        return [_Edit(start, end, f"{quote}{value}{quote}" if quote else _plain(value))]
+    # Insert "key: value" on its own line below `after`, at the indentation of the entry's keys.
+    line, col = entry.lc.key(after)
+    pos = line_starts[line + 1] if line + 1 < len(line_starts) else len(text)
+    prefix = "" if text[:pos].endswith("\n") else "\n"
+    return [_Edit(pos, pos, f"{prefix}{' ' * col}{key}: {_plain(value)}\n")]
+
+
+def _scalar_end(text: str, start: int) -> int:
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end == -1 else line_end
+    if text[start] in ("'", '"'):
+        close = text.find(text[start], start + 1)
+        return close + 1 if 0 < close <= line_end else line_end
+    comment = text.find(" #", start, line_end)
+    end = comment if comment != -1 else line_end
+    return len(text[start:end].rstrip()) + start
+
+
+def _plain(value: str) -> str:
+    """``value`` as YAML, quoted only where a plain scalar would not read back as this string."""
+    from ruamel.yaml import YAML
+
+    loaded = YAML(typ="safe", pure=True).load(f"v: {value}\n")
+    return value if loaded == {"v": value} else f'"{value}"'
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically (temp file + rename) unless it already holds it."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True

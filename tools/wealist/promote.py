@@ -1,0 +1,503 @@
+"""The promotion use case: plan, validate by rendering, commit with git, deliver.
+
+Nothing in the work tree changes until the new overlay has rendered and its rendered difference
+has been checked: the renders run on scratch copies of HEAD's tree, so what is validated is exactly
+what is committed, whatever else the user has uncommitted.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import transaction
+from .config import Component, Config, Environment, load_config
+from .errors import ConfigError, PushRejected, RefusedError, UsageError
+from .gitrepo import GitRepo
+from .history import TrailerSet, overlay_images, promotions
+from .images import ImageRef, parse_ref, split_reference
+from .kustomization import ImageEntry, set_images, write_if_changed
+from .render import Object, Renderer, containers, find_renderer, object_key, parse_objects
+
+Log = Callable[[str], None]
+
+PUSH_ATTEMPTS = 5
+CACHE_ENTRIES = 16
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    env: str
+    tag: str | None = None
+    source_env: str | None = None
+    components: tuple[str, ...] = ()
+    force: bool = False
+    message: str | None = None
+    dry_run: bool = False
+    push: bool = False
+    delivery: str | None = None  # overrides promotion.yaml
+    # Set by rollback: explicit targets per component, and the promotion being undone.
+    targets: dict[str, ImageRef] | None = None
+    rollback_of: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    component: str
+    image: str  # the image name the overlay's entry matches
+    rendered_name: str
+    old: ImageRef | None
+    new: ImageRef
+    evidence: str | None = None  # where the order guard found it
+
+    def reference(self, ref: ImageRef | None) -> str:
+        return f"{self.rendered_name}:{ref}" if ref else self.rendered_name
+
+
+@dataclass(frozen=True)
+class Plan:
+    env: Environment
+    delivery: str
+    head: str
+    changes: tuple[Change, ...]
+    unchanged: tuple[str, ...]
+    source_env: str | None
+    forced: tuple[str, ...]
+    reason: str | None
+    rollback_of: str | None
+    new_text: str
+
+    @property
+    def path(self) -> str:
+        return str(self.env.kustomization)
+
+    def subject(self) -> str:
+        verb = "rollback" if self.rollback_of else "promote"
+        parts = ", ".join(
+            f"{c.component} {c.old.short() if c.old else '(unset)'} → {c.new.short()}" for c in self.changes
+        )
+        return f"{verb}({self.env.name}): {parts}"
+
+    def message(self) -> str:
+        paragraphs = [self.subject()]
+        if self.reason:
+            paragraphs.append(self.reason.strip())
+        if self.forced:
+            paragraphs.append(
+                "Promoted with --force past the order guard:\n" + "\n".join(f"- {f}" for f in self.forced)
+            )
+        trailers = TrailerSet(
+            env=self.env.name,
+            images={c.component: c.reference(c.new) for c in self.changes},
+            previous={c.component: c.reference(c.old) for c in self.changes},
+            source_env=self.source_env,
+            forced=self.forced,
+            rollback_of=self.rollback_of,
+        )
+        paragraphs.append(trailers.render())
+        return "\n\n".join(paragraphs) + "\n"
+
+    def branch_name(self) -> str:
+        tags = sorted({c.new.tag for c in self.changes})
+        return f"promote/{self.env.name}/{tags[0] if len(tags) == 1 else '-'.join(tags)}"
+
+
+@dataclass
+class PromotionResult:
+    plan: Plan | None
+    diff: str = ""
+    commit: str | None = None
+    branch: str | None = None
+    pushed: bool = False
+    pull_request: str | None = None
+    compare_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.plan is not None and not self.plan.changes
+
+
+def check_request(cfg: Config, req: PromotionRequest) -> tuple[Environment, tuple[Component, ...]]:
+    """Usage errors (exit 2), before anything is read from git."""
+    env = cfg.env(req.env)
+    comps = cfg.select(req.components)
+    if req.targets is None:
+        if (req.tag is None) == (req.source_env is None):
+            raise UsageError("give exactly one of --tag TAG or --from ENV")
+        if req.tag is not None:
+            parse_ref(req.tag)
+        if req.source_env is not None:
+            source = cfg.env(req.source_env)
+            if source == env:
+                raise UsageError(f"--from {source.name} is the environment being promoted")
+    if req.delivery is not None and req.delivery not in ("direct", "pull-request"):
+        raise UsageError(f"unknown delivery {req.delivery!r}")
+    return env, comps
+
+
+def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
+    repo = GitRepo(root)
+    cfg = load_config(repo.root)
+    env, comps = check_request(cfg, req)
+    delivery = req.delivery or env.delivery
+    if req.dry_run:
+        # Reads only: no lock, no journal, no scratch directory inside .git.
+        plan = make_plan(repo, cfg, env, comps, req, delivery, repo.head())
+        diff = verify_render(repo, plan, cache=False).diff if plan.changes else ""
+        return PromotionResult(plan=plan, diff=diff)
+
+    with transaction.RepoLock(repo) as lock:
+        if lock.recovered:
+            log(lock.recovered)
+        repo.identity()
+        _check_clean(repo, env)
+        if req.push or delivery == "pull-request":
+            _check_remote(repo, delivery)
+        head = repo.head()
+        plan = make_plan(repo, cfg, env, comps, req, delivery, head)
+        if not plan.changes:
+            return PromotionResult(plan=plan)
+        check = verify_render(repo, plan)
+        if delivery == "pull-request":
+            from .delivery import deliver_pull_request
+
+            return deliver_pull_request(repo, cfg, plan, check.diff, log)
+        commit = commit_plan(repo, plan)
+        check.remember(repo, env, commit)
+        result = PromotionResult(plan=plan, diff=check.diff, commit=commit, branch=repo.branch())
+        if req.push:
+            _push_direct(repo, cfg, env, comps, req, result, log)
+        return result
+
+
+def _check_clean(repo: GitRepo, env: Environment) -> None:
+    staged = repo.staged()
+    if staged:
+        raise RefusedError(f"staged changes exist ({', '.join(staged[:5])}): commit or unstage them first")
+    if repo.modified(str(env.kustomization)):
+        raise RefusedError(f"{env.kustomization} has uncommitted changes: commit or discard them first")
+
+
+def _check_remote(repo: GitRepo, delivery: str) -> None:
+    if delivery == "direct":
+        if repo.branch() is None:
+            raise RefusedError("HEAD is detached: --push needs a branch")
+        upstream = repo.upstream()
+        if upstream is None:
+            raise RefusedError(f"branch {repo.branch()} tracks no remote branch: set one with git branch -u")
+        remote, branch = upstream
+        repo.fetch(remote, branch)
+        ahead = repo.count(f"{remote}/{branch}..HEAD")
+        if ahead:
+            raise RefusedError(
+                f"{repo.branch()} has {ahead} unpushed commit(s): push or drop them first, "
+                "so that --push publishes only the promotion"
+            )
+
+
+def make_plan(
+    repo: GitRepo,
+    cfg: Config,
+    env: Environment,
+    comps: tuple[Component, ...],
+    req: PromotionRequest,
+    delivery: str,
+    head: str,
+) -> Plan:
+    current = overlay_images(repo, env, head)
+    targets = _targets(repo, cfg, comps, req, head)
+    changes: list[Change] = []
+    unchanged = []
+    for comp in comps:
+        entry = current.get(comp.image)
+        if entry is None:
+            raise ConfigError(
+                f"{env.kustomization} has no images: entry for {comp.image} ({comp.name}); add one"
+            )
+        new = targets[comp.name]
+        if entry.ref == new:
+            unchanged.append(comp.name)
+        else:
+            changes.append(Change(comp.name, comp.image, entry.rendered_name, entry.ref, new))
+
+    forced: tuple[str, ...] = ()
+    previous = cfg.previous(env)
+    if changes and previous is not None and req.rollback_of is None:
+        changes, violations = _order_guard(repo, previous, changes, head)
+        if violations and not req.force:
+            raise RefusedError(
+                "order guard: "
+                + "; ".join(violations)
+                + f". Promote to {previous.name} first, or pass --force"
+            )
+        forced = tuple(violations)
+
+    current_text = repo.show(head, str(env.kustomization))
+    assert current_text is not None
+    new_text = set_images(current_text, {c.image: c.new for c in changes}, str(env.kustomization))
+    return Plan(
+        env=env,
+        delivery=delivery,
+        head=head,
+        changes=tuple(changes),
+        unchanged=tuple(unchanged),
+        source_env=req.source_env,
+        forced=forced,
+        reason=req.message,
+        rollback_of=req.rollback_of,
+        new_text=new_text,
+    )
+
+
+def _targets(
+    repo: GitRepo, cfg: Config, comps: tuple[Component, ...], req: PromotionRequest, head: str
+) -> dict[str, ImageRef]:
+    if req.targets is not None:
+        return req.targets
+    if req.tag is not None:
+        ref = parse_ref(req.tag)
+        return {c.name: ref for c in comps}
+    assert req.source_env is not None
+    source = cfg.env(req.source_env)
+    entries = overlay_images(repo, source, head)
+    targets = {}
+    for comp in comps:
+        entry = entries.get(comp.image)
+        if entry is None or entry.ref is None:
+            raise ConfigError(
+                f"{source.kustomization} sets no tag for {comp.image}: nothing to promote from it"
+            )
+        targets[comp.name] = entry.ref
+    return targets
+
+
+def _order_guard(
+    repo: GitRepo, previous: Environment, changes: list[Change], head: str
+) -> tuple[list[Change], list[str]]:
+    """Every new reference must run, or have run, in the previous environment."""
+    running = overlay_images(repo, previous, head)
+    guarded = []
+    violations = []
+    history = None
+    for change in changes:
+        evidence = None
+        entry: ImageEntry | None = running.get(change.image)
+        if entry is not None and entry.ref is not None and _covers(entry.ref, change.new):
+            evidence = f"running in {previous.name} now"
+        else:
+            if history is None:
+                history = promotions(repo, head, env=previous.name)
+            for promo in history:
+                ran = promo.images.get(change.component)
+                if ran is not None and _covers(ran, change.new):
+                    evidence = f"ran in {previous.name} since {promo.sha[:10]} ({promo.date[:10]})"
+                    break
+        if evidence is None:
+            violations.append(f"{change.component} {change.new.short()} has not run in {previous.name}")
+        guarded.append(
+            Change(change.component, change.image, change.rendered_name, change.old, change.new, evidence)
+        )
+    return guarded, violations
+
+
+def _covers(ran: ImageRef, wanted: ImageRef) -> bool:
+    """A tag ran before; a pinned digest must be the very digest that ran."""
+    return ran.tag == wanted.tag and (wanted.digest is None or ran.digest == wanted.digest)
+
+
+# -- validation by rendering ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderCheck:
+    renderer: Renderer
+    diff: str  # unified diff of the rendered manifests
+    after: str  # the promoted environment, rendered
+
+    def remember(self, repo: GitRepo, env: Environment, commit: str) -> None:
+        """Cache the promoted render under the commit's tree: the next promotion renders once."""
+        _cache_put(repo, self.renderer, env, repo.tree(commit), self.after)
+
+
+def verify_render(repo: GitRepo, plan: Plan, cache: bool = True) -> RenderCheck:
+    """Render HEAD's tree before and after the edit; refuse any change beyond the image fields.
+
+    The render of an unchanged tree is cached in .git/wealist/cache (keyed by tree id and renderer),
+    so a promotion after a promotion renders only once; on a miss both renders run in parallel.
+    """
+    renderer = find_renderer()
+    tar = repo.run_bytes("archive", "--format=tar", plan.head)
+    tree = repo.tree(plan.head)
+    cached = _cache_get(repo, renderer, plan.env, tree) if cache else None
+    import tempfile
+
+    base = transaction.scratch_dir(repo) if cache else None
+    with tempfile.TemporaryDirectory(prefix="render-", dir=base) as tmp:
+        after_dir = Path(tmp) / "after"
+        _extract(tar, after_dir)
+        write_if_changed(after_dir / plan.path, plan.new_text)
+        if cached is None:
+            before_dir = Path(tmp) / "before"
+            _extract(tar, before_dir)
+            before, after = renderer.build_many([before_dir / plan.env.overlay, after_dir / plan.env.overlay])
+            if cache:
+                _cache_put(repo, renderer, plan.env, tree, before)
+        else:
+            before, after = cached, renderer.build(after_dir / plan.env.overlay)
+    _check_only_images(plan, parse_objects(before), parse_objects(after))
+    diff = unified(
+        before, after, f"{plan.env.overlay} (rendered, {plan.head[:10]})", f"{plan.env.overlay} (promoted)"
+    )
+    return RenderCheck(renderer, diff, after)
+
+
+def unified(before: str, after: str, label_a: str, label_b: str) -> str:
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(True), after.splitlines(True), f"a/{label_a}", f"b/{label_b}", n=3
+        )
+    )
+
+
+def _extract(tar: bytes, dest: Path) -> None:
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(dest, filter="data")
+
+
+def _image_name_of(reference: str) -> str:
+    return split_reference(reference)[0]
+
+
+def _check_only_images(plan: Plan, before: list[Object], after: list[Object]) -> None:
+    names = {c.rendered_name for c in plan.changes}
+
+    def normalise(objects: list[Object]) -> dict[tuple[str, str, str, str], Object]:
+        result = {}
+        for obj in objects:
+            obj = copy.deepcopy(obj)
+            for container in containers(obj):
+                if _image_name_of(str(container.get("image", ""))) in names:
+                    container["image"] = _image_name_of(str(container["image"]))
+            result[object_key(obj)] = obj
+        return result
+
+    a, b = normalise(before), normalise(after)
+    changed = sorted({k for k in a.keys() | b.keys() if a.get(k) != b.get(k)})
+    if changed:
+        shown = ", ".join(f"{kind}/{ns + '/' if ns else ''}{name}" for _, kind, ns, name in changed[:5])
+        raise RefusedError(
+            f"the rendered {plan.env.name} would change more than image fields ({shown}): "
+            f"{plan.path} holds something unexpected"
+        )
+    rendered = {str(c.get("image")) for obj in after for c in containers(obj)}
+    for change in plan.changes:
+        if change.reference(change.new) not in rendered:
+            raise RefusedError(
+                f"no workload in {plan.env.name} uses {change.rendered_name}: nothing would change"
+            )
+
+
+def _cache_key(renderer: Renderer, env: Environment, tree: str) -> str:
+    digest = hashlib.sha1("\0".join(renderer.argv).encode()).hexdigest()[:12]
+    return f"{env.name}-{tree}-{digest}.yaml"
+
+
+def _cache_get(repo: GitRepo, renderer: Renderer, env: Environment, tree: str) -> str | None:
+    path = repo.state_dir() / "cache" / _cache_key(renderer, env, tree)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _cache_put(repo: GitRepo, renderer: Renderer, env: Environment, tree: str, text: str) -> None:
+    directory = repo.state_dir() / "cache"
+    directory.mkdir(exist_ok=True)
+    write_if_changed(directory / _cache_key(renderer, env, tree), text)
+    entries = sorted(directory.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[CACHE_ENTRIES:]:
+        stale.unlink(missing_ok=True)
+
+
+# -- committing and pushing ----------------------------------------------------------------------
+
+
+def commit_plan(repo: GitRepo, plan: Plan) -> str:
+    """Write the overlay and commit it with git, under the journal that heals an interruption."""
+    original = repo.show(plan.head, plan.path)
+    assert original is not None
+    transaction.begin(repo, plan.head, plan.path, original)
+    write_if_changed(repo.root / plan.path, plan.new_text)
+    commit = repo.commit(plan.message(), [plan.path])
+    transaction.finish(repo)
+    return commit
+
+
+def _push_direct(
+    repo: GitRepo,
+    cfg: Config,
+    env: Environment,
+    comps: tuple[Component, ...],
+    req: PromotionRequest,
+    result: PromotionResult,
+    log: Log,
+) -> None:
+    """Push; when the remote moved, re-apply the same edit on it (compare-and-swap) and retry."""
+    upstream = repo.upstream()
+    assert upstream is not None and result.plan is not None
+    remote, branch = upstream
+    expected = {c.component: c.old for c in result.plan.changes}
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            repo.push(remote, "HEAD", branch)
+            result.pushed = True
+            return
+        except PushRejected:
+            if attempt == PUSH_ATTEMPTS:
+                raise RefusedError(
+                    f"{remote}/{branch} kept moving; gave up after {attempt} attempts. Your promotion "
+                    f"{result.commit and result.commit[:10]} is committed on {branch}, not pushed"
+                ) from None
+        time.sleep(min(2.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+        repo.fetch(remote, branch)
+        upstream_ref = f"{remote}/{branch}"
+        now = overlay_images(repo, env, upstream_ref)
+        moved = [
+            f"{c.component} is {now[c.image].ref} there, the plan had {expected[c.component]}"
+            for c in result.plan.changes
+            if c.image in now and now[c.image].ref not in (expected[c.component], c.new)
+        ]
+        if moved:
+            raise RefusedError(
+                f"{env.name} changed on {upstream_ref} meanwhile ({'; '.join(moved)}). Your promotion "
+                f"{result.commit and result.commit[:10]} stays committed on {branch}, not pushed: "
+                "review it against the remote and push or drop it"
+            )
+        log(f"{upstream_ref} moved; re-applying the promotion on it (attempt {attempt + 1})")
+        own = repo.head()
+        repo.run("reset", "-q", "--keep", upstream_ref)
+        try:
+            retry = dataclasses.replace(req, targets={c.component: c.new for c in result.plan.changes})
+            plan = make_plan(repo, cfg, env, comps, retry, result.plan.delivery, repo.head())
+            if not plan.changes:
+                result.notes.append(f"{upstream_ref} already runs this; nothing left to push")
+                result.commit = None
+                return
+            check = verify_render(repo, plan)
+            result.commit = commit_plan(repo, plan)
+            check.remember(repo, env, result.commit)
+            result.diff, result.plan = check.diff, plan
+        except BaseException:
+            repo.run("reset", "-q", "--keep", own)  # put the user's branch back on their commit
+            raise
