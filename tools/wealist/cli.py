@@ -96,7 +96,9 @@ def delivery_options(func: F) -> F:
 
 
 def _log(message: str) -> None:
-    click.echo(message, err=True)
+    from .masking import mask
+
+    click.echo(mask(message), err=True)
 
 
 def _color() -> bool | None:

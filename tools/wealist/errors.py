@@ -14,6 +14,11 @@ class WealistError(click.ClickException):
 
     exit_code = 1
 
+    def format_message(self) -> str:
+        from .masking import mask
+
+        return mask(self.message)
+
 
 class UsageError(WealistError):
     """Bad usage: unknown environment or component, malformed tag, conflicting options (exit 2)."""

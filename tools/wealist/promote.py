@@ -159,9 +159,8 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
             log(lock.recovered)
         repo.identity()
         _check_clean(repo, env)
-        if req.push or delivery == "pull-request":
-            _check_remote(repo, delivery)
-        head = repo.head()
+        publishing = req.push or delivery == "pull-request"
+        head = _publish_base(repo, delivery) if publishing else repo.head()
         plan = make_plan(repo, cfg, env, comps, req, delivery, head)
         if not plan.changes:
             return PromotionResult(plan=plan)
@@ -186,21 +185,36 @@ def _check_clean(repo: GitRepo, env: Environment) -> None:
         raise RefusedError(f"{env.kustomization} has uncommitted changes: commit or discard them first")
 
 
-def _check_remote(repo: GitRepo, delivery: str) -> None:
-    if delivery == "direct":
-        if repo.branch() is None:
-            raise RefusedError("HEAD is detached: --push needs a branch")
-        upstream = repo.upstream()
-        if upstream is None:
-            raise RefusedError(f"branch {repo.branch()} tracks no remote branch: set one with git branch -u")
-        remote, branch = upstream
-        repo.fetch(remote, branch)
-        ahead = repo.count(f"{remote}/{branch}..HEAD")
-        if ahead:
-            raise RefusedError(
-                f"{repo.branch()} has {ahead} unpushed commit(s): push or drop them first, "
-                "so that --push publishes only the promotion"
-            )
+def remote_branch(repo: GitRepo) -> tuple[str, str]:
+    """The remote branch that promotions publish to: the upstream of the current branch."""
+    branch = repo.branch()
+    if branch is None:
+        raise RefusedError("HEAD is detached: check out the branch that environments are promoted on")
+    upstream = repo.upstream()
+    if upstream is None:
+        raise RefusedError(
+            f"branch {branch} tracks no remote branch: set one with git branch -u origin/{branch}"
+        )
+    return upstream
+
+
+def _publish_base(repo: GitRepo, delivery: str) -> str:
+    """Fetch the remote branch; the commit a published promotion is planned on.
+
+    A pull request is planned on the remote tip, so it holds only the promotion whatever the local
+    branch has; a direct push refuses to publish unpushed local commits along with it.
+    """
+    remote, branch = remote_branch(repo)
+    repo.fetch(remote, branch)
+    if delivery == "pull-request":
+        return repo.rev(f"{remote}/{branch}")
+    ahead = repo.count(f"{remote}/{branch}..HEAD")
+    if ahead:
+        raise RefusedError(
+            f"{branch} has {ahead} unpushed commit(s): push or drop them first, so that --push "
+            "publishes only the promotion"
+        )
+    return repo.head()
 
 
 def make_plan(
@@ -454,9 +468,8 @@ def _push_direct(
     log: Log,
 ) -> None:
     """Push; when the remote moved, re-apply the same edit on it (compare-and-swap) and retry."""
-    upstream = repo.upstream()
-    assert upstream is not None and result.plan is not None
-    remote, branch = upstream
+    assert result.plan is not None
+    remote, branch = remote_branch(repo)
     expected = {c.component: c.old for c in result.plan.changes}
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         try:

@@ -49,12 +49,12 @@ def find_renderer() -> Renderer:
             raise RenderError(f"{RENDERER_ENV}={configured} is not an executable")
         kubectl = Path(binary).name.startswith("kubectl")
         return Renderer((binary, "kustomize") if kubectl else (binary, "build"))
-    kustomize = shutil.which("kustomize")
-    if kustomize:
-        return Renderer((kustomize, "build"))
-    kubectl = shutil.which("kubectl")
-    if kubectl:
-        return Renderer((kubectl, "kustomize"))
+    kustomize_bin = shutil.which("kustomize")
+    if kustomize_bin:
+        return Renderer((kustomize_bin, "build"))
+    kubectl_bin = shutil.which("kubectl")
+    if kubectl_bin:
+        return Renderer((kubectl_bin, "kustomize"))
     raise RenderError("neither kustomize (>= 5) nor kubectl (>= 1.27) is on PATH: install one of them")
 
 

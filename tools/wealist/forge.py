@@ -1,0 +1,115 @@
+"""The git forge: GitHub's REST API for pull requests (GITHUB_TOKEN, GITHUB_API_URL, as Actions sets them)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ForgeError
+from .masking import TOKEN_ENV
+
+API_ENV = "GITHUB_API_URL"
+SERVER_ENV = "GITHUB_SERVER_URL"
+DEFAULT_API = "https://api.github.com"
+DEFAULT_SERVER = "https://github.com"
+TIMEOUT_SECONDS = 10.0
+BODY_LIMIT = 65_536  # GitHub rejects longer pull-request bodies (422)
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    created: bool  # False: an open pull request for the branch was updated
+
+
+class GitHub:
+    def __init__(self, repository: str, token: str, api_url: str | None = None) -> None:
+        self.owner, self.name = repository.split("/", 1)
+        self._token = token
+        self.api_url = (api_url or os.environ.get(API_ENV) or DEFAULT_API).rstrip("/")
+
+    @classmethod
+    def from_env(cls, repository: str) -> GitHub | None:
+        token = os.environ.get(TOKEN_ENV)
+        return cls(repository, token) if token else None
+
+    def open_or_update(self, head: str, base: str, title: str, body: str, labels: list[str]) -> PullRequest:
+        """Create the pull request, or update the open one for ``head``; labels are best effort."""
+        repo_path = f"/repos/{self.owner}/{self.name}"
+        query = urllib.parse.urlencode({"head": f"{self.owner}:{head}", "state": "open"})
+        existing = self._call("GET", f"{repo_path}/pulls?{query}")
+        if isinstance(existing, list) and existing:
+            number = int(existing[0]["number"])
+            data = self._call("PATCH", f"{repo_path}/pulls/{number}", {"title": title, "body": body})
+            created = False
+        else:
+            data = self._call(
+                "POST", f"{repo_path}/pulls", {"title": title, "head": head, "base": base, "body": body}
+            )
+            created = True
+        pull = PullRequest(number=int(data["number"]), url=str(data["html_url"]), created=created)
+        if labels:
+            # Labels are a convenience: a token that may open pull requests may not label them.
+            with contextlib.suppress(ForgeError):
+                self._call("POST", f"{repo_path}/issues/{pull.number}/labels", {"labels": labels})
+        return pull
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        request = urllib.request.Request(
+            self.api_url + path,
+            method=method,
+            data=None if payload is None else json.dumps(payload).encode(),
+            headers={
+                "Accept": "application/vnd.github+json",
+                "Authorization": f"Bearer {self._token}",
+                "X-GitHub-Api-Version": "2022-11-28",
+                "User-Agent": "wealist-promote",
+                **({"Content-Type": "application/json"} if payload is not None else {}),
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise ForgeError(_explain(exc.code, exc.read(), method, path)) from None
+        except TimeoutError:
+            raise ForgeError(f"{self.api_url} did not answer within {TIMEOUT_SECONDS:.0f}s") from None
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, TimeoutError):
+                raise ForgeError(f"{self.api_url} did not answer within {TIMEOUT_SECONDS:.0f}s") from None
+            raise ForgeError(f"cannot reach {self.api_url}: {exc.reason}") from None
+        return json.loads(raw) if raw else None
+
+
+def _explain(status: int, raw: bytes, method: str, path: str) -> str:
+    try:
+        detail = json.loads(raw)
+        message = str(detail.get("message", ""))
+        errors = "; ".join(
+            str(e.get("message") or e.get("code")) for e in detail.get("errors", []) if isinstance(e, dict)
+        )
+    except (ValueError, AttributeError):
+        message, errors = raw[:200].decode(errors="replace"), ""
+    hints = {
+        401: "GITHUB_TOKEN was not accepted: renew it",
+        403: "GITHUB_TOKEN may not do this (it needs pull-requests: write), or the rate limit is reached",
+        404: "repository not found: check forge.repository in promotion.yaml and the token's access to it",
+        422: "GitHub refused the pull request",
+    }
+    hint = hints.get(status, "unexpected answer")
+    said = ": ".join(part for part in (message, errors) if part)
+    return f"GitHub API {method} {path.split('?')[0]} answered {status}: {hint}" + (
+        f" ({said})" if said else ""
+    )
+
+
+def compare_url(repository: str, base: str, head: str) -> str:
+    server = (os.environ.get(SERVER_ENV) or DEFAULT_SERVER).rstrip("/")
+    return f"{server}/{repository}/compare/{urllib.parse.quote(base)}...{urllib.parse.quote(head)}?expand=1"
