@@ -389,6 +389,38 @@ def diff_cmd(repo: Path, env: str, base: str, against: str | None) -> None:
     _echo_diff(diff)
 
 
+@cli.command("validate")
+@common_options
+@click.option(
+    "--crds",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="WEALIST_CRDS",
+    help="Directory of Argo CD CRDs (kubectl get crd applications.argoproj.io ... -o yaml) to check argocd/ "
+    "against. Also WEALIST_CRDS.",
+)
+@format_option
+def validate_cmd(repo: Path, crds: Path | None, fmt: str) -> None:
+    """Render every environment and check every SPEC invariant; exit 1 on any finding."""
+    from .errors import ValidationFailed
+    from .validate import validate
+
+    report = validate(repo, crds)
+    if fmt == "json":
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for env, count in report.objects.items():
+            click.echo(f"{env}: {count} objects rendered and checked")
+        click.echo(f"argocd: {report.argocd_documents} documents checked")
+        for skipped in report.skipped:
+            click.echo(click.style(f"skipped: {skipped}", fg="yellow"), color=_color())
+        for finding in report.findings:
+            click.echo(click.style(f"FAIL {finding}", fg="red"), color=_color())
+        if report.ok:
+            click.echo(click.style("All checks passed.", fg="green"), color=_color())
+    if not report.ok:
+        raise ValidationFailed(f"{len(report.findings)} problem(s) found")
+
+
 @cli.command("seal")
 @click.option(
     "--cert",

@@ -1,0 +1,924 @@
+"""``wealist validate``: every SPEC §3 invariant, checked on the rendered environments.
+
+The tests run these same checks (and break copies of the repository to see them fail), so what
+the command reports and what CI enforces cannot drift apart. Each check adds findings to a Report
+instead of stopping at the first, so one run shows everything that is wrong.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config, Environment, load_config
+from .errors import RenderError
+from .images import split_reference
+from .render import Object, containers, find_renderer, parse_objects
+
+KUBERNETES_VERSION = "1.33.0"  # the schemas objects are checked against; k3d runs k3s v1.33
+CRDS_ENV = "WEALIST_CRDS"
+
+# The namespace of each component: `<prefix>-<env>`.
+NAMESPACE_PREFIX = {"postgres": "postgresql", "board-api": "board-api", "frontend": "front"}
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+STATELESS = ("board-api", "frontend")
+WAVE = "argocd.argoproj.io/sync-wave"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    subject: str
+    message: str
+    env: str | None = None
+
+    def __str__(self) -> str:
+        where = f"[{self.env}] " if self.env else ""
+        return f"{where}{self.check}: {self.subject}: {self.message}"
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    objects: dict[str, int] = field(default_factory=dict)  # env -> rendered objects checked
+    argocd_documents: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    def add(self, check: str, subject: str, message: str, env: str | None = None) -> None:
+        self.findings.append(Finding(check, subject, message, env))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "objects": self.objects,
+            "argocd_documents": self.argocd_documents,
+            "skipped": self.skipped,
+            "findings": [
+                {"env": f.env, "check": f.check, "subject": f.subject, "message": f.message}
+                for f in self.findings
+            ],
+        }
+
+
+def validate(root: Path, crds: Path | None = None) -> Report:
+    from .gitrepo import GitRepo
+
+    repo_root = GitRepo(root).root
+    cfg = load_config(repo_root)
+    report = Report()
+    renderer = find_renderer()
+    texts: dict[str, str | RenderError] = {}
+    paths = [repo_root / env.overlay for env in cfg.environments]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def build(path: Path) -> str | RenderError:
+        try:
+            return renderer.build(path)
+        except RenderError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
+        for env, result in zip(cfg.environments, pool.map(build, paths), strict=True):
+            texts[env.name] = result
+
+    rendered: dict[str, list[Object]] = {}
+    for env in cfg.environments:
+        text = texts[env.name]
+        if isinstance(text, RenderError):
+            report.add("render", str(env.overlay), text.message, env.name)
+            continue
+        objects = parse_objects(text)
+        rendered[env.name] = objects
+        report.objects[env.name] = len(objects)
+        check_environment(cfg, env, objects, report)
+    check_image_tags_in_sources(repo_root, cfg, report)
+    crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
+    check_argocd(repo_root, cfg, crd_dir, report)
+    return report
+
+
+# -- one environment ---------------------------------------------------------------------------
+
+
+def namespace_of(component: str, env: str) -> str:
+    return f"{NAMESPACE_PREFIX.get(component, component)}-{env}"
+
+
+def _name(obj: Object) -> str:
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')}/{ns + '/' if ns else ''}{meta.get('name')}"
+
+
+def _find(objects: list[Object], kind: str, name: str, namespace: str | None = None) -> Object | None:
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        if (
+            obj.get("kind") == kind
+            and meta.get("name") == name
+            and (namespace is None or meta.get("namespace") == namespace)
+        ):
+            return obj
+    return None
+
+
+def _pod_spec(obj: Object) -> dict[str, Any]:
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    if obj.get("kind") == "Pod":
+        return spec
+    return ((spec.get("template") or {}).get("spec")) or {}
+
+
+def _pod_labels(obj: Object) -> dict[str, str]:
+    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
+def check_environment(cfg: Config, env: Environment, objects: list[Object], report: Report) -> None:
+    def add(check: str, subject: str, message: str) -> None:
+        report.add(check, subject, message, env.name)
+
+    _check_schemas(objects, add)
+    _check_namespaces(env, objects, add)
+    _check_postgres(env, objects, add)
+    _check_board_api(env, objects, add)
+    _check_frontend(env, objects, add)
+    for obj in objects:
+        if obj.get("kind") in WORKLOADS:
+            _check_workload(cfg, obj, add)
+    _check_references(objects, add)
+    _check_scaling(env, cfg, objects, add)
+    _check_secrets(env, objects, add)
+    _check_network_policies(env, objects, add)
+    _check_sync_waves(env, objects, add)
+
+
+def _check_schemas(objects: list[Object], add: Any) -> None:
+    import kubernetes_validate
+
+    for obj in objects:
+        if obj.get("kind") == "SealedSecret":
+            _check_sealed_secret_shape(obj, add)
+            continue
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = "/".join(str(p) for p in exc.path)
+            add("schema", _name(obj), f"{exc.message}" + (f" at {path}" if path else ""))
+        except (kubernetes_validate.SchemaNotFoundError, kubernetes_validate.InvalidSchemaError) as exc:
+            add("schema", _name(obj), f"no schema for {obj.get('apiVersion')} {obj.get('kind')}: {exc}")
+
+
+def _check_sealed_secret_shape(obj: Object, add: Any) -> None:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    template_meta = ((spec.get("template") or {}).get("metadata")) or {}
+    if obj.get("apiVersion") != "bitnami.com/v1alpha1":
+        add("schema", _name(obj), "SealedSecret must be bitnami.com/v1alpha1")
+    if not isinstance(spec.get("encryptedData"), dict) or not spec["encryptedData"]:
+        add("schema", _name(obj), "SealedSecret has no spec.encryptedData")
+    for key in ("name", "namespace"):
+        if template_meta.get(key) not in (None, meta.get(key)):
+            add(
+                "schema",
+                _name(obj),
+                f"spec.template.metadata.{key} differs from metadata.{key}: it would not unseal",
+            )
+
+
+def _check_namespaces(env: Environment, objects: list[Object], add: Any) -> None:
+    expected = {namespace_of(c, env.name) for c in NAMESPACE_PREFIX}
+    namespaces: dict[str, Object] = {
+        str((o.get("metadata") or {}).get("name")): o for o in objects if o.get("kind") == "Namespace"
+    }
+    for ns in sorted(expected - namespaces.keys()):
+        add("namespaces", f"Namespace/{ns}", "missing from the rendered environment")
+    for ns in sorted(namespaces.keys() - expected):
+        add("namespaces", f"Namespace/{ns}", f"unexpected namespace (expected {', '.join(sorted(expected))})")
+    for name, obj in namespaces.items():
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        if labels.get("pod-security.kubernetes.io/enforce") != "restricted":
+            add(
+                "namespaces",
+                f"Namespace/{name}",
+                "not labelled pod-security.kubernetes.io/enforce: restricted",
+            )
+        annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        if "Prune=false" not in str(annotations.get("argocd.argoproj.io/sync-options", "")):
+            add(
+                "namespaces",
+                f"Namespace/{name}",
+                "not annotated argocd.argoproj.io/sync-options: Prune=false",
+            )
+    for obj in objects:
+        if obj.get("kind") == "Namespace":
+            continue
+        meta = obj.get("metadata") or {}
+        obj_ns = meta.get("namespace")
+        if obj_ns not in expected:
+            add("namespaces", _name(obj), f"is in namespace {obj_ns!r}, not one of the environment's")
+            continue
+        component = (meta.get("labels") or {}).get("app.kubernetes.io/name")
+        if component in NAMESPACE_PREFIX and obj_ns != namespace_of(component, env.name):
+            add("namespaces", _name(obj), f"belongs to {component} but is in {obj_ns}")
+
+
+def _env_value(container: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for item in container.get("env") or []:
+        if item.get("name") == name:
+            return dict(item)
+    return None
+
+
+def _check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
+    ns = namespace_of("postgres", env.name)
+    sts = _find(objects, "StatefulSet", "postgres", ns)
+    if sts is None:
+        add("postgres", f"StatefulSet/{ns}/postgres", "missing")
+        return
+    subject = _name(sts)
+    spec = sts.get("spec") or {}
+    pod = _pod_spec(sts)
+    main = next((c for c in pod.get("containers") or [] if c.get("name") == "postgres"), None)
+    if main is None:
+        add("postgres", subject, "has no container named postgres")
+        return
+    image = str(main.get("image", ""))
+    if not re.fullmatch(r"postgres:16-alpine(@sha256:[0-9a-f]{64})?|postgres@sha256:[0-9a-f]{64}", image):
+        add("postgres", subject, f"image {image} is not postgres:16-alpine (or a digest of it)")
+    headless = _find(objects, "Service", spec.get("serviceName", ""), ns)
+    if headless is None or (headless.get("spec") or {}).get("clusterIP") != "None":
+        add("postgres", subject, f"serviceName {spec.get('serviceName')!r} is not a headless Service in {ns}")
+    templates = spec.get("volumeClaimTemplates") or []
+    if not templates:
+        add("postgres", subject, "has no volumeClaimTemplates")
+    mounts = {m.get("name"): m.get("mountPath") for m in main.get("volumeMounts") or []}
+    data_mount = next(
+        (mounts[t["metadata"]["name"]] for t in templates if t["metadata"]["name"] in mounts), None
+    )
+    pgdata = (_env_value(main, "PGDATA") or {}).get("value")
+    if data_mount is None:
+        add("postgres", subject, "the data volume claim is not mounted")
+    elif not pgdata or not str(pgdata).startswith(str(data_mount).rstrip("/") + "/"):
+        add("postgres", subject, f"PGDATA {pgdata!r} must be a subdirectory of the volume mount {data_mount}")
+    if (_env_value(main, "POSTGRES_DB") or {}).get("value") != "wealist":
+        add("postgres", subject, "POSTGRES_DB is not wealist")
+    for var in ("POSTGRES_USER", "POSTGRES_PASSWORD"):
+        if "secretKeyRef" not in ((_env_value(main, var) or {}).get("valueFrom") or {}):
+            add("postgres", subject, f"{var} does not come from a Secret")
+    for probe in ("readinessProbe", "livenessProbe"):
+        command = " ".join(((main.get(probe) or {}).get("exec") or {}).get("command") or [])
+        if "pg_isready" not in command:
+            add("postgres", subject, f"{probe} does not run pg_isready")
+    client = _find(objects, "Service", "postgres-service", ns)
+    if client is None or 5432 not in [p.get("port") for p in (client.get("spec") or {}).get("ports") or []]:
+        add("postgres", f"Service/{ns}/postgres-service", "missing, or not on port 5432")
+
+
+def _check_board_api(env: Environment, objects: list[Object], add: Any) -> None:
+    ns = namespace_of("board-api", env.name)
+    deploy = _find(objects, "Deployment", "board-api", ns)
+    if deploy is None:
+        add("board-api", f"Deployment/{ns}/board-api", "missing")
+        return
+    subject = _name(deploy)
+    pod = _pod_spec(deploy)
+    main = next((c for c in pod.get("containers") or [] if c.get("name") == "board-api"), None)
+    if main is None:
+        add("board-api", subject, "has no container named board-api")
+        return
+    if 8000 not in [p.get("containerPort") for p in main.get("ports") or []]:
+        add("board-api", subject, "does not listen on container port 8000")
+    service = _find(objects, "Service", "board-api-service", ns)
+    if service is None:
+        add("board-api", f"Service/{ns}/board-api-service", "missing")
+    # Where it connects: host, port and database visible (env or ConfigMap), credentials from a Secret.
+    resolved = {name: _resolve_env(objects, ns, main, name) for name in ("DB_HOST", "DB_PORT", "DB_NAME")}
+    expected = {
+        "DB_HOST": f"postgres-service.{namespace_of('postgres', env.name)}.svc.cluster.local",
+        "DB_PORT": "5432",
+        "DB_NAME": "wealist",
+    }
+    for name, want in expected.items():
+        if resolved[name] != want:
+            add("board-api", subject, f"{name} is {resolved[name]!r}, expected {want!r}")
+    for name in ("DB_USER", "DB_PASSWORD"):
+        if "secretKeyRef" not in ((_env_value(main, name) or {}).get("valueFrom") or {}):
+            add("board-api", subject, f"{name} does not come from a Secret")
+    for cm in (
+        o
+        for o in objects
+        if o.get("kind") == "ConfigMap" and (o.get("metadata") or {}).get("namespace") == ns
+    ):
+        for key in cm.get("data") or {}:
+            if re.search(r"PASSWORD|SECRET|TOKEN", key, re.IGNORECASE):
+                add("board-api", _name(cm), f"ConfigMap key {key} looks like a credential: use a Secret")
+    url = (_env_value(main, "DATABASE_URL") or {}).get("value", "")
+    if url and not all(f"$({v})" in url for v in ("DB_HOST", "DB_PORT", "DB_NAME")):
+        add("board-api", subject, "DATABASE_URL must be composed from $(DB_HOST), $(DB_PORT) and $(DB_NAME)")
+    waits = [
+        c
+        for c in pod.get("initContainers") or []
+        if "pg_isready" in " ".join(c.get("command") or []) + " ".join(c.get("args") or [])
+    ]
+    if not waits:
+        add("board-api", subject, "no init container waits for the database (pg_isready)")
+
+
+def _resolve_env(objects: list[Object], ns: str, container: dict[str, Any], name: str) -> str | None:
+    item = _env_value(container, name)
+    if item is None:
+        return None
+    if "value" in item:
+        return str(item["value"])
+    ref = (item.get("valueFrom") or {}).get("configMapKeyRef")
+    if ref:
+        cm = _find(objects, "ConfigMap", ref.get("name", ""), ns)
+        value = ((cm or {}).get("data") or {}).get(ref.get("key", ""))
+        return None if value is None else str(value)
+    return None
+
+
+def _check_frontend(env: Environment, objects: list[Object], add: Any) -> None:
+    ns = namespace_of("frontend", env.name)
+    deploy = _find(objects, "Deployment", "frontend", ns)
+    if deploy is None:
+        add("frontend", f"Deployment/{ns}/frontend", "missing")
+        return
+    if _find(objects, "Service", "frontend-service", ns) is None:
+        add("frontend", f"Service/{ns}/frontend-service", "missing")
+    for container in _pod_spec(deploy).get("containers") or []:
+        for port in container.get("ports") or []:
+            if int(port.get("containerPort", 0)) <= 1024:
+                add("frontend", _name(deploy), f"listens on privileged port {port.get('containerPort')}")
+
+
+def _check_workload(cfg: Config, obj: Object, add: Any) -> None:
+    subject = _name(obj)
+    pod = _pod_spec(obj)
+    pod_sc = pod.get("securityContext") or {}
+    if pod.get("automountServiceAccountToken") is not False:
+        add("policy", subject, "automountServiceAccountToken is not false")
+    app_images = {c.image for c in cfg.components}
+    init_names = {c.get("name") for c in pod.get("initContainers") or []}
+    for container in containers(obj):
+        where = f"{subject} container {container.get('name')}"
+        image = str(container.get("image", ""))
+        name, ref = split_reference(image)
+        if ref is None and "@sha256:" not in image:
+            add("policy", where, f"image {image} has no tag or digest")
+        elif ref is not None and ref.tag == "latest":
+            add("policy", where, f"image {image} uses latest")
+        if name in app_images and ref is None:
+            add("policy", where, f"app image {image} has no tag from the overlay's images:")
+        resources = container.get("resources") or {}
+        for kind in ("requests", "limits"):
+            for res in ("cpu", "memory"):
+                if res not in (resources.get(kind) or {}):
+                    add("policy", where, f"no {kind}.{res}")
+        if container.get("name") not in init_names:
+            for probe in ("readinessProbe", "livenessProbe"):
+                if not container.get(probe):
+                    add("policy", where, f"no {probe}")
+        sc = container.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            add("policy", where, "allowPrivilegeEscalation is not false")
+        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            add("policy", where, "capabilities do not drop ALL")
+        if set((sc.get("capabilities") or {}).get("add") or []) - {"NET_BIND_SERVICE"}:
+            add("policy", where, "adds capabilities that PSS restricted forbids")
+        if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
+            add("policy", where, "runAsNonRoot is not set")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            add("policy", where, "runs as uid 0")
+        if sc.get("privileged"):
+            add("policy", where, "is privileged")
+        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            add("policy", where, "seccompProfile is not RuntimeDefault or Localhost")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            add("policy", where, "root filesystem is not read-only")
+
+
+def _check_references(objects: list[Object], add: Any) -> None:
+    by_ns: dict[tuple[str, str, str], Object] = {}
+    for obj in objects:
+        meta = obj.get("metadata") or {}
+        by_ns[(obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))] = obj
+
+    def secret_keys(ns: str, name: str) -> set[str] | None:
+        secret = by_ns.get(("Secret", ns, name))
+        if secret is not None:
+            return set((secret.get("data") or {}).keys()) | set((secret.get("stringData") or {}).keys())
+        sealed = by_ns.get(("SealedSecret", ns, name))
+        if sealed is not None:
+            return set(((sealed.get("spec") or {}).get("encryptedData") or {}).keys())
+        return None
+
+    def configmap_keys(ns: str, name: str) -> set[str] | None:
+        cm = by_ns.get(("ConfigMap", ns, name))
+        return None if cm is None else set((cm.get("data") or {}).keys())
+
+    for obj in objects:
+        if obj.get("kind") not in WORKLOADS:
+            continue
+        ns = (obj.get("metadata") or {}).get("namespace", "")
+        pod = _pod_spec(obj)
+        for container in containers(obj):
+            where = f"{_name(obj)} container {container.get('name')}"
+            refs = []
+            for item in container.get("env") or []:
+                value_from = item.get("valueFrom") or {}
+                if "secretKeyRef" in value_from:
+                    refs.append(("Secret", value_from["secretKeyRef"], secret_keys))
+                if "configMapKeyRef" in value_from:
+                    refs.append(("ConfigMap", value_from["configMapKeyRef"], configmap_keys))
+            for kind, ref, lookup in refs:
+                keys = lookup(ns, ref.get("name", ""))
+                if keys is None:
+                    if not ref.get("optional"):
+                        add("references", where, f"{kind} {ref.get('name')} does not exist in {ns}")
+                elif ref.get("key") not in keys:
+                    add("references", where, f"{kind} {ref.get('name')} has no key {ref.get('key')}")
+            for source in container.get("envFrom") or []:
+                for kind, key, lookup in (
+                    ("Secret", "secretRef", secret_keys),
+                    ("ConfigMap", "configMapRef", configmap_keys),
+                ):
+                    if key in source and lookup(ns, source[key].get("name", "")) is None:
+                        add("references", where, f"{kind} {source[key].get('name')} does not exist in {ns}")
+        for volume in pod.get("volumes") or []:
+            if "secret" in volume and secret_keys(ns, volume["secret"].get("secretName", "")) is None:
+                add(
+                    "references",
+                    _name(obj),
+                    f"volume Secret {volume['secret'].get('secretName')} does not exist",
+                )
+            if "configMap" in volume and configmap_keys(ns, volume["configMap"].get("name", "")) is None:
+                add(
+                    "references",
+                    _name(obj),
+                    f"volume ConfigMap {volume['configMap'].get('name')} does not exist",
+                )
+
+    for svc in (o for o in objects if o.get("kind") == "Service"):
+        _check_service(svc, objects, add)
+    for ingress in (o for o in objects if o.get("kind") == "Ingress"):
+        ns = (ingress.get("metadata") or {}).get("namespace", "")
+        for rule in (ingress.get("spec") or {}).get("rules") or []:
+            for path in ((rule.get("http") or {}).get("paths")) or []:
+                backend = (path.get("backend") or {}).get("service") or {}
+                target = by_ns.get(("Service", ns, backend.get("name", "")))
+                if target is None:
+                    add("references", _name(ingress), f"backend Service {backend.get('name')} is not in {ns}")
+                    continue
+                port = backend.get("port") or {}
+                ports = (target.get("spec") or {}).get("ports") or []
+                if not any(
+                    p.get("name") == port.get("name")
+                    if "name" in port
+                    else p.get("port") == port.get("number")
+                    for p in ports
+                ):
+                    add("references", _name(ingress), f"Service {backend.get('name')} has no port {port}")
+
+
+def _check_service(svc: Object, objects: list[Object], add: Any) -> None:
+    ns = (svc.get("metadata") or {}).get("namespace", "")
+    selector = (svc.get("spec") or {}).get("selector") or {}
+    if not selector:
+        return
+    targets = [
+        o
+        for o in objects
+        if o.get("kind") in WORKLOADS
+        and (o.get("metadata") or {}).get("namespace") == ns
+        and selector.items() <= _pod_labels(o).items()
+    ]
+    if not targets:
+        add("references", _name(svc), f"selector {selector} matches no workload in {ns}")
+        return
+    container_ports = [
+        p for t in targets for c in _pod_spec(t).get("containers") or [] for p in c.get("ports") or []
+    ]
+    for port in (svc.get("spec") or {}).get("ports") or []:
+        target = port.get("targetPort", port.get("port"))
+        if isinstance(target, str):
+            ok = any(p.get("name") == target for p in container_ports)
+        else:
+            ok = any(p.get("containerPort") == target for p in container_ports)
+        if not ok:
+            add("references", _name(svc), f"targetPort {target} is no container port of the selected pods")
+
+
+def _check_scaling(env: Environment, cfg: Config, objects: list[Object], add: Any) -> None:
+    for component in STATELESS:
+        ns = namespace_of(component, env.name)
+        deploy = _find(objects, "Deployment", component, ns)
+        if deploy is None:
+            continue
+        replicas = (deploy.get("spec") or {}).get("replicas", 1)
+        hpa = next(
+            (
+                o
+                for o in objects
+                if o.get("kind") == "HorizontalPodAutoscaler"
+                and (o.get("metadata") or {}).get("namespace") == ns
+                and ((o.get("spec") or {}).get("scaleTargetRef") or {}).get("name") == component
+            ),
+            None,
+        )
+        pdb = next(
+            (
+                o
+                for o in objects
+                if o.get("kind") == "PodDisruptionBudget"
+                and (o.get("metadata") or {}).get("namespace") == ns
+                and (((o.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}).items()
+                <= _pod_labels(deploy).items()
+            ),
+            None,
+        )
+        if env.name == cfg.environments[0].name:
+            if replicas != 1:
+                add("replicas", _name(deploy), f"{env.name} runs {replicas} replicas, expected 1")
+        elif env.name == "prod":
+            if replicas < 2:
+                add("replicas", _name(deploy), f"prod runs {replicas} replicas, expected at least 2")
+            if hpa is None:
+                add("replicas", _name(deploy), "prod has no HorizontalPodAutoscaler for it")
+            elif ((hpa.get("spec") or {}).get("minReplicas") or 1) < 2:
+                add("replicas", _name(hpa), "minReplicas below 2")
+            if pdb is None:
+                add("replicas", _name(deploy), "prod has no PodDisruptionBudget for it")
+
+
+DEV_ONLY = re.compile(r"dev|insecure|local|example", re.IGNORECASE)
+
+
+def _check_secrets(env: Environment, objects: list[Object], add: Any) -> None:
+    import base64
+
+    for obj in objects:
+        if obj.get("kind") != "Secret":
+            continue
+        if env.name == "prod":
+            add("secrets", _name(obj), "prod holds a plaintext Secret: seal it with wealist seal")
+            continue
+        for key, value in ((obj.get("data") or {}) | (obj.get("stringData") or {})).items():
+            plain = (
+                base64.b64decode(value).decode(errors="replace")
+                if key in (obj.get("data") or {})
+                else str(value)
+            )
+            if "PASSWORD" in key.upper() and not DEV_ONLY.search(plain):
+                add("secrets", _name(obj), f"{key} does not look like a dev-only value")
+
+
+def _policies(objects: list[Object], ns: str) -> list[Object]:
+    return [
+        o
+        for o in objects
+        if o.get("kind") == "NetworkPolicy" and (o.get("metadata") or {}).get("namespace") == ns
+    ]
+
+
+def _selects(policy: Object, labels: dict[str, str]) -> bool:
+    selector = (policy.get("spec") or {}).get("podSelector") or {}
+    return (selector.get("matchLabels") or {}).items() <= labels.items() and not selector.get(
+        "matchExpressions"
+    )
+
+
+def _peer_allows(peer: dict[str, Any], namespace: str, labels: dict[str, str] | None) -> bool:
+    """Whether one `from`/`to` entry admits pods with ``labels`` in ``namespace`` (both selectors AND)."""
+    if "ipBlock" in peer:
+        return False
+    ns_sel = peer.get("namespaceSelector")
+    if ns_sel is None:
+        return False  # same namespace only; the flows checked here all cross namespaces
+    ns_labels = ns_sel.get("matchLabels") or {}
+    if ns_labels and ns_labels.get("kubernetes.io/metadata.name") != namespace:
+        return False
+    pod_sel = peer.get("podSelector")
+    if pod_sel is None or labels is None:
+        return True
+    return (pod_sel.get("matchLabels") or {}).items() <= labels.items()
+
+
+def _allowed(
+    policies: list[Object],
+    direction: str,
+    pod_labels: dict[str, str],
+    peer_ns: str,
+    peer_labels: dict[str, str] | None,
+    port: int,
+) -> bool:
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for policy in policies:
+        spec = policy.get("spec") or {}
+        if direction not in (spec.get("policyTypes") or ["Ingress"]) or not _selects(policy, pod_labels):
+            continue
+        for rule in spec.get(key) or []:
+            ports = rule.get("ports") or []
+            port_ok = not ports or any(p.get("port") in (port, None) for p in ports)
+            peers = rule.get(peers_key)
+            peer_ok = not peers or any(_peer_allows(p, peer_ns, peer_labels) for p in peers)
+            if port_ok and peer_ok:
+                return True
+    return False
+
+
+def _restricts(policies: list[Object], direction: str, pod_labels: dict[str, str]) -> bool:
+    return any(
+        direction in ((p.get("spec") or {}).get("policyTypes") or ["Ingress"]) and _selects(p, pod_labels)
+        for p in policies
+    )
+
+
+def _check_network_policies(env: Environment, objects: list[Object], add: Any) -> None:
+    namespaces = [namespace_of(c, env.name) for c in NAMESPACE_PREFIX]
+    for ns in namespaces:
+        deny = [
+            p
+            for p in _policies(objects, ns)
+            if (p.get("spec") or {}).get("podSelector") in ({}, None)
+            and "Ingress" in ((p.get("spec") or {}).get("policyTypes") or [])
+            and not (p.get("spec") or {}).get("ingress")
+        ]
+        if not deny:
+            add("network", f"Namespace/{ns}", "no default-deny ingress NetworkPolicy")
+    api_ns, db_ns = namespace_of("board-api", env.name), namespace_of("postgres", env.name)
+    api = _find(objects, "Deployment", "board-api", api_ns)
+    db = _find(objects, "StatefulSet", "postgres", db_ns)
+    if api is None or db is None:
+        return
+    api_labels, db_labels = _pod_labels(api), _pod_labels(db)
+    db_port = next(
+        (p.get("containerPort") for c in _pod_spec(db).get("containers") or [] for p in c.get("ports") or []),
+        5432,
+    )
+    if not _allowed(_policies(objects, db_ns), "Ingress", db_labels, api_ns, api_labels, db_port):
+        add(
+            "network",
+            f"Namespace/{db_ns}",
+            f"no NetworkPolicy lets board-api ({api_ns}) reach postgres on {db_port}",
+        )
+    api_policies = _policies(objects, api_ns)
+    if _restricts(api_policies, "Egress", api_labels) and not _allowed(
+        api_policies, "Egress", api_labels, db_ns, db_labels, db_port
+    ):
+        add(
+            "network",
+            f"Namespace/{api_ns}",
+            f"egress is restricted but board-api may not reach {db_ns}:{db_port}",
+        )
+    for ns in namespaces:
+        for workload in (
+            o
+            for o in objects
+            if o.get("kind") in WORKLOADS and (o.get("metadata") or {}).get("namespace") == ns
+        ):
+            labels = _pod_labels(workload)
+            policies = _policies(objects, ns)
+            if _restricts(policies, "Egress", labels) and not _allowed(
+                policies, "Egress", labels, "kube-system", None, 53
+            ):
+                add(
+                    "network",
+                    _name(workload),
+                    "egress is restricted but DNS (kube-system, port 53) is not allowed",
+                )
+    for component in ("board-api", "frontend"):
+        ns = namespace_of(component, env.name)
+        deploy = _find(objects, "Deployment", component, ns)
+        if deploy is None:
+            continue
+        labels = _pod_labels(deploy)
+        port = next(
+            (
+                p.get("containerPort")
+                for c in _pod_spec(deploy).get("containers") or []
+                for p in c.get("ports") or []
+            ),
+            0,
+        )
+        admitted = any(
+            _peer_allows(peer, peer_ns, None)
+            for policy in _policies(objects, ns)
+            if _selects(policy, labels)
+            for rule in (policy.get("spec") or {}).get("ingress") or []
+            if any(p.get("port") == port for p in rule.get("ports") or [])
+            for peer in rule.get("from") or []
+            for peer_ns in [
+                ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
+                    "kubernetes.io/metadata.name", ""
+                )
+            ]
+            if peer_ns and peer_ns not in namespaces
+        )
+        if not admitted:
+            add("network", _name(deploy), f"no NetworkPolicy admits the ingress controller on port {port}")
+
+
+def _wave(obj: Object) -> int:
+    return int(((obj.get("metadata") or {}).get("annotations") or {}).get(WAVE, "0"))
+
+
+def _check_sync_waves(env: Environment, objects: list[Object], add: Any) -> None:
+    """namespaces < secrets and config < postgres < board-api < frontend."""
+
+    def wave_of(kind: str, name: str, component: str) -> int | None:
+        obj = _find(objects, kind, name, namespace_of(component, env.name))
+        return None if obj is None else _wave(obj)
+
+    ns_waves = [_wave(o) for o in objects if o.get("kind") == "Namespace"]
+    config_waves = [_wave(o) for o in objects if o.get("kind") in ("Secret", "SealedSecret", "ConfigMap")]
+    order = [
+        ("Namespaces", max(ns_waves, default=None)),
+        ("Secrets and ConfigMaps", max(config_waves, default=None)),
+        ("postgres", wave_of("StatefulSet", "postgres", "postgres")),
+        ("board-api", wave_of("Deployment", "board-api", "board-api")),
+        ("frontend", wave_of("Deployment", "frontend", "frontend")),
+    ]
+    present = [(what, wave) for what, wave in order if wave is not None]
+    for (first, a), (second, b) in itertools.pairwise(present):
+        if not a < b:
+            add("sync-waves", env.name, f"{first} (wave {a}) must sync before {second} (wave {b})")
+
+
+# -- the sources -------------------------------------------------------------------------------
+
+
+def check_image_tags_in_sources(root: Path, cfg: Config, report: Report) -> None:
+    """SPEC §3.7: app image tags appear only in `images:` of overlays/<env>/kustomization.yaml."""
+    allowed = {root / env.kustomization for env in cfg.environments}
+    pattern = re.compile("|".join(re.escape(c.image) + r"[:@][A-Za-z0-9_]" for c in cfg.components))
+    for path in _yaml_files(root):
+        if path in allowed:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if pattern.search(line.split("#", 1)[0]):
+                report.add(
+                    "images",
+                    f"{path.relative_to(root)}:{number}",
+                    "names an app image tag outside the overlays' images:",
+                )
+    for env in cfg.environments:
+        for path in (root / env.overlay).rglob("*.y*ml"):
+            if path != root / env.kustomization and "newTag" in path.read_text(encoding="utf-8"):
+                report.add(
+                    "images",
+                    str(path.relative_to(root)),
+                    "sets newTag: tags belong in the aggregate kustomization",
+                    env.name,
+                )
+
+
+def _yaml_files(root: Path) -> Iterable[Path]:
+    for directory in ("base", "overlays", "argocd"):
+        yield from sorted((root / directory).rglob("*.y*ml"))
+
+
+# -- Argo CD -----------------------------------------------------------------------------------
+
+
+def check_argocd(root: Path, cfg: Config, crds: Path | None, report: Report) -> None:
+    from ruamel.yaml import YAML
+
+    documents: list[tuple[str, Object]] = []
+    for path in sorted((root / "argocd").rglob("*.yaml")):
+        for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")):
+            if doc and doc.get("apiVersion", "").startswith("argoproj.io/"):
+                documents.append((str(path.relative_to(root)), doc))
+    report.argocd_documents = len(documents)
+    if crds is None:
+        report.skipped.append(f"argocd schema: no CRD directory (--crds DIR or {CRDS_ENV})")
+    else:
+        schemas = load_crd_schemas(crds)
+        for source, doc in documents:
+            schema = schemas.get(doc.get("kind", ""))
+            if schema is None:
+                report.add("argocd", source, f"no CRD schema for {doc.get('kind')} in {crds}")
+                continue
+            import jsonschema
+
+            for error in jsonschema.Draft7Validator(schema).iter_errors(doc):
+                at = "/".join(str(p) for p in error.absolute_path)
+                report.add(
+                    "argocd",
+                    f"{source} {doc['kind']}/{doc['metadata']['name']}",
+                    f"{error.message} at /{at}",
+                )
+    _check_argocd_semantics(cfg, documents, report)
+
+
+def load_crd_schemas(directory: Path) -> dict[str, dict[str, Any]]:
+    """kind -> the CRD's openAPIV3Schema, made strict: undeclared keys are errors (a `selfHeel`
+    typo would pass Argo CD's own schema) unless the schema preserves unknown fields."""
+    from ruamel.yaml import YAML
+
+    schemas = {}
+    for path in sorted(directory.glob("*.y*ml")):
+        for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            kind = doc["spec"]["names"]["kind"]
+            version = next(v for v in doc["spec"]["versions"] if v.get("storage", True))
+            schemas[kind] = _strict(version["schema"]["openAPIV3Schema"], top=True)
+    if not schemas:
+        from .errors import ConfigError
+
+        raise ConfigError(f"no CustomResourceDefinition in {directory}")
+    return schemas
+
+
+def _strict(schema: Any, top: bool = False) -> Any:
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: _strict(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        result["additionalProperties"] = False
+    if top:
+        # The CRD schema leaves metadata open; check the fields we write.
+        result.setdefault("properties", {})["metadata"] = {"type": "object"}
+    return result
+
+
+def _check_argocd_semantics(cfg: Config, documents: list[tuple[str, Object]], report: Report) -> None:
+    apps = {d["metadata"]["name"]: d for _, d in documents if d.get("kind") == "Application"}
+    projects = {d["metadata"]["name"]: d for _, d in documents if d.get("kind") == "AppProject"}
+    project = projects.get("wealist")
+    if project is None:
+        report.add("argocd", "AppProject/wealist", "missing")
+    else:
+        spec = project.get("spec") or {}
+        destinations = {d.get("namespace") for d in spec.get("destinations") or []}
+        expected = {namespace_of(c, e.name) for c in NAMESPACE_PREFIX for e in cfg.environments}
+        if destinations != expected:
+            report.add(
+                "argocd",
+                "AppProject/wealist",
+                f"destinations {sorted(destinations)} are not the environments' namespaces",
+            )
+        repos = spec.get("sourceRepos") or []
+        if len(repos) != 1 or "*" in repos[0]:
+            report.add("argocd", "AppProject/wealist", "sourceRepos must name exactly this repository")
+    for env in cfg.environments:
+        app = next(
+            (
+                a
+                for a in apps.values()
+                if ((a.get("spec") or {}).get("source") or {}).get("path") == str(env.overlay)
+            ),
+            None,
+        )
+        if app is None:
+            report.add("argocd", f"Application for {env.overlay}", "missing", env.name)
+            continue
+        subject = f"Application/{app['metadata']['name']}"
+        spec = app.get("spec") or {}
+        if spec.get("project") != "wealist":
+            report.add("argocd", subject, "is not in the wealist project", env.name)
+        automated = ((spec.get("syncPolicy") or {}).get("automated")) or {}
+        if not (automated.get("prune") and automated.get("selfHeal")):
+            report.add("argocd", subject, "automated sync needs prune and selfHeal", env.name)
+        if not ((spec.get("syncPolicy") or {}).get("retry") or {}).get("backoff"):
+            report.add("argocd", subject, "no retry with backoff", env.name)
+        if "namespace" in ((spec.get("source") or {}).get("kustomize") or {}):
+            report.add(
+                "argocd",
+                subject,
+                "sets source.kustomize.namespace: it moves every object into one namespace",
+                env.name,
+            )
+        if env.name == "prod":
+            ignored = {
+                d.get("name")
+                for d in spec.get("ignoreDifferences") or []
+                if d.get("kind") == "Deployment" and "/spec/replicas" in (d.get("jsonPointers") or [])
+            }
+            for component in STATELESS:
+                if component not in ignored:
+                    report.add(
+                        "argocd",
+                        subject,
+                        f"does not ignore spec.replicas of {component} (its HPA scales it)",
+                        env.name,
+                    )
