@@ -473,15 +473,29 @@ def seal_cmd(
 
 
 def _run(command: click.Command, prog_name: str) -> None:
+    """Run a command; every failure ends as one ``Error:`` line on stderr with its exit code.
+
+    Click's own usage errors would print the usage banner and a hint around the message; a script
+    and a person both read one line better.
+    """
+    from .masking import mask
+
     try:
-        command.main(prog_name=prog_name)
+        code = command.main(prog_name=prog_name, standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(mask(f"Error: {exc.format_message()}"), err=True)
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(130)
     except Exception as exc:  # an unexpected failure: one line unless --debug
         if _debug or os.environ.get("WEALIST_DEBUG"):
             raise
         click.echo(
-            f"Error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True
+            mask(f"Error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for details)"), err=True
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 def main() -> None:

@@ -80,7 +80,9 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+        from .kustomization import describe_yaml_error
+
+        raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping")
 

@@ -17,7 +17,8 @@ class WealistError(click.ClickException):
     def format_message(self) -> str:
         from .masking import mask
 
-        return mask(self.message)
+        # One line, whatever a wrapped tool said: scripts and people read the first line.
+        return mask(" ".join(self.message.split("\n")))
 
 
 class UsageError(WealistError):

@@ -29,6 +29,14 @@ class ImageEntry:
         return self.new_name or self.name
 
 
+def describe_yaml_error(exc: Exception) -> str:
+    """A YAML parser error on one line: what and where (ruamel's own text spans several)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
+
+
 def _load_rt(text: str, source: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -36,7 +44,7 @@ def _load_rt(text: str, source: str) -> Any:
     try:
         return YAML(typ="rt").load(text)
     except YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
 
 
 def _entries(doc: Any, source: str) -> list[Any]:

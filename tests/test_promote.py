@@ -1,0 +1,218 @@
+"""The promotion use case, called directly, on real repositories and the real renderer."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Snapshot, World, git
+
+from wealist.errors import ConfigError, RefusedError, RenderError, UsageError
+from wealist.images import ImageRef
+from wealist.promote import PromotionRequest, promote
+
+DEV = "overlays/dev/kustomization.yaml"
+PROD = "overlays/prod/kustomization.yaml"
+DIGEST = "sha256:" + "c0ffee00" * 8
+
+
+def run(world: World, **kwargs: object) -> object:
+    messages: list[str] = []
+    return promote(world.work, PromotionRequest(**kwargs), messages.append)  # type: ignore[arg-type]
+
+
+def test_tag_promotion_commits_only_the_overlay_with_readable_trailers(world: World) -> None:
+    before = world.read(DEV)
+    result = run(world, env="dev", tag="v1.1.0", message="ship the board filters")
+    assert result.commit == world.head()
+    assert world.read(DEV) == before.replace("newTag: v1.0.0", "newTag: v1.1.0")
+    assert git(world.work, "show", "--name-only", "--format=", "HEAD") == DEV
+    assert git(world.work, "log", "-1", "--format=%B") == (
+        "promote(dev): board-api v1.0.0 → v1.1.0, frontend v1.0.0 → v1.1.0\n\n"
+        "ship the board filters\n\n"
+        "Wealist-Env: dev\n"
+        "Wealist-Image: board-api=wealist/board-api:v1.1.0\n"
+        "Wealist-Image: frontend=wealist/frontend:v1.1.0\n"
+        "Wealist-Previous: board-api=wealist/board-api:v1.0.0\n"
+        "Wealist-Previous: frontend=wealist/frontend:v1.0.0"
+    )
+    assert git(world.work, "status", "--porcelain") == ""
+    assert "+        image: wealist/board-api:v1.1.0" in result.diff
+
+
+def test_commit_is_made_by_git_so_hooks_run(world: World) -> None:
+    hook = world.work / ".git" / "hooks" / "commit-msg"
+    hook.write_text('#!/bin/sh\necho "Hooked-By: commit-msg" >> "$1"\n')
+    hook.chmod(0o755)
+    run(world, env="dev", tag="v1.1.0")
+    assert "Hooked-By: commit-msg" in git(world.work, "log", "-1", "--format=%B")
+
+
+def test_only_selected_components_change(world: World) -> None:
+    result = run(world, env="dev", tag="v2", components=("frontend",))
+    assert [c.component for c in result.plan.changes] == ["frontend"]
+    assert "board-api" not in git(world.work, "log", "-1", "--format=%B")
+    images = world.read(DEV)
+    assert "name: wealist/board-api\n    newTag: v1.0.0" in images
+    assert "name: wealist/frontend\n    newTag: v2" in images
+
+
+def test_nothing_to_change_makes_no_commit(world: World) -> None:
+    head = world.head()
+    result = run(world, env="dev", tag="v1.0.0")
+    assert result.nothing_to_do
+    assert world.head() == head
+
+
+def test_digest_pin_and_unpin(world: World) -> None:
+    run(world, env="dev", tag=f"v1.1.0@{DIGEST}", components=("board-api",))
+    assert f"newTag: v1.1.0\n    digest: {DIGEST}\n" in world.read(DEV)
+    assert f"board-api=wealist/board-api:v1.1.0@{DIGEST}" in git(world.work, "log", "-1", "--format=%B")
+    run(world, env="dev", tag="v1.2.0", components=("board-api",))
+    assert "digest" not in world.read(DEV)
+
+
+def test_order_guard_refuses_a_tag_that_never_ran_in_the_previous_env(world: World) -> None:
+    snap = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match="board-api v9 has not run in dev"):
+        run(world, env="prod", tag="v9", delivery="direct")
+    assert Snapshot.take(world.work) == snap
+
+
+def test_order_guard_accepts_what_ran_before_and_records_force(world: World) -> None:
+    run(world, env="dev", tag="v1.1.0")
+    run(world, env="dev", tag="v1.2.0")
+    # v1.1.0 no longer runs in dev, but it did: the history says so.
+    result = run(world, env="prod", tag="v1.1.0", delivery="direct")
+    assert all(c.evidence and c.evidence.startswith("ran in dev since") for c in result.plan.changes)
+    forced = run(world, env="prod", tag="v7", delivery="direct", force=True, components=("frontend",))
+    assert forced.plan.forced == ("frontend v7 has not run in dev",)
+    body = git(world.work, "log", "-1", "--format=%B")
+    assert "Wealist-Forced: frontend v7 has not run in dev" in body
+
+
+def test_from_copies_tag_and_digest_exactly(world: World) -> None:
+    run(world, env="dev", tag=f"v1.1.0@{DIGEST}", components=("board-api",))
+    run(world, env="dev", tag="v1.3.0", components=("frontend",))
+    result = run(world, env="prod", source_env="dev", delivery="direct")
+    assert {c.component: c.new for c in result.plan.changes} == {
+        "board-api": ImageRef("v1.1.0", DIGEST),
+        "frontend": ImageRef("v1.3.0"),
+    }
+    assert "Wealist-Source-Env: dev" in git(world.work, "log", "-1", "--format=%B")
+
+
+def test_dry_run_changes_nothing_at_all(world: World) -> None:
+    snap = Snapshot.take(world.work)
+    state_dir = world.work / ".git" / "wealist"
+    result = run(world, env="dev", tag="v1.1.0", dry_run=True)
+    assert result.commit is None
+    assert [str(c.new) for c in result.plan.changes] == ["v1.1.0", "v1.1.0"]
+    assert "-        image: wealist/board-api:v1.0.0" in result.diff
+    assert Snapshot.take(world.work) == snap
+    assert not state_dir.exists()
+
+
+def test_unrelated_work_in_the_tree_is_neither_touched_nor_committed(world: World) -> None:
+    world.write("base/frontend/service.yaml", world.read("base/frontend/service.yaml") + "# local note\n")
+    (world.work / "notes.txt").write_text("draft\n")
+    run(world, env="dev", tag="v1.1.0")
+    assert git(world.work, "show", "--name-only", "--format=", "HEAD") == DEV
+    assert git(world.work, "status", "--porcelain") == "M base/frontend/service.yaml\n?? notes.txt"
+
+
+def test_validated_tree_is_head_not_the_dirty_work_tree(world: World) -> None:
+    # A broken uncommitted base must not leak into the validation of what gets committed.
+    world.write("base/board-api/kustomization.yaml", "resources: [missing.yaml]\n")
+    result = run(world, env="dev", tag="v1.1.0")
+    assert result.commit == world.head()
+
+
+def stage_unrelated_change(w: World) -> None:
+    w.write("promotion.yaml", w.read("promotion.yaml") + "# reviewed\n")
+    git(w.work, "add", "promotion.yaml")
+
+
+def edit_overlay(w: World) -> None:
+    w.write(DEV, w.read(DEV) + "# edit\n")
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [(stage_unrelated_change, "staged changes exist .promotion.yaml"), (edit_overlay, "has uncommitted changes")],
+    ids=["staged", "dirty-overlay"],
+)
+def test_dirty_states_are_refused_untouched(world: World, setup: object, message: str) -> None:
+    setup(world)  # type: ignore[operator]
+    snap = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match=message):
+        run(world, env="dev", tag="v1.1.0")
+    assert Snapshot.take(world.work) == snap
+
+
+def test_render_failure_changes_nothing(world: World) -> None:
+    world.write("overlays/dev/board-api/kustomization.yaml", world.read("overlays/dev/board-api/kustomization.yaml")
+                + "  - missing-file.yaml\n".replace("  -", "patches:\n  - path:"))
+    world.commit_all("break the dev overlay")
+    snap = Snapshot.take(world.work)
+    with pytest.raises(RenderError, match="kustomize build .*failed"):
+        run(world, env="dev", tag="v1.1.0")
+    assert Snapshot.take(world.work) == snap
+
+
+def test_a_render_that_changes_more_than_images_is_refused(world: World) -> None:
+    # A replacement copies board-api's image into the frontend: a tag bump would change the
+    # frontend Deployment too, which a promotion must never do silently.
+    world.write(DEV, world.read(DEV) + """\
+replacements:
+  - source:
+      kind: Deployment
+      name: board-api
+      fieldPath: spec.template.spec.containers.[name=board-api].image
+    targets:
+      - select:
+          kind: Deployment
+          name: frontend
+        fieldPaths:
+          - metadata.annotations.api-image
+        options:
+          create: true
+""")
+    world.commit_all("copy the api image into an annotation")
+    snap = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match="would change more than image fields .*Deployment/front-dev/frontend"):
+        run(world, env="dev", tag="v1.1.0", components=("board-api",))
+    assert Snapshot.take(world.work) == snap
+
+
+def test_missing_images_entry_is_reported(world: World) -> None:
+    world.write(DEV, world.read(DEV).replace("  - name: wealist/frontend\n    newTag: v1.0.0\n", ""))
+    world.commit_all("drop the frontend entry")
+    with pytest.raises(ConfigError, match="no images: entry for wealist/frontend"):
+        run(world, env="dev", tag="v1.1.0")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"env": "staging", "tag": "v1"}, "unknown environment 'staging'"),
+        ({"env": "dev", "tag": "v1", "components": ("redis",)}, "unknown component 'redis'"),
+        ({"env": "dev"}, "exactly one of --tag"),
+        ({"env": "dev", "tag": "v1", "source_env": "prod"}, "exactly one of --tag"),
+        ({"env": "dev", "source_env": "dev"}, "is the environment being promoted"),
+        ({"env": "dev", "tag": "-rf"}, "malformed tag"),
+    ],
+)
+def test_usage_errors_exit_2(world: World, kwargs: dict[str, object], message: str) -> None:
+    snap = Snapshot.take(world.work)
+    with pytest.raises(UsageError, match=message) as info:
+        run(world, **kwargs)
+    assert info.value.exit_code == 2
+    assert Snapshot.take(world.work) == snap
+
+
+def test_second_promotion_renders_once_from_the_cache(world: World) -> None:
+    run(world, env="dev", tag="v1.1.0")
+    cache = world.work / ".git" / "wealist" / "cache"
+    tree = git(world.work, "rev-parse", "HEAD^{tree}")
+    assert any(tree in p.name for p in cache.iterdir())
+    run(world, env="dev", tag="v1.2.0")  # planned against the cached render of v1.1.0
+    assert "newTag: v1.2.0" in world.read(DEV)
