@@ -37,7 +37,12 @@ def hermetic_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         if key.startswith(("GIT_", "GITHUB_")) or key in ("NO_COLOR", "WEALIST_KUSTOMIZE", "WEALIST_CRDS"):
             del os.environ[key]
     os.environ.update(
-        {"HOME": str(home), "GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"}
+        {
+            "HOME": str(home),
+            "GIT_CONFIG_GLOBAL": str(config),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+        }
     )
     yield
     os.environ.clear()

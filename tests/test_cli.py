@@ -13,16 +13,25 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from conftest import Snapshot, World, git
 
 BIN = Path(sys.executable).parent
 DEV = "overlays/dev/kustomization.yaml"
 
 
-def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, prog: str = "wealist-promote") -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, prog: str = "wealist-promote"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / prog), *args], cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})}, check=False, timeout=120,
+        [str(BIN / prog), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+        check=False,
+        timeout=120,
     )
 
 
@@ -44,7 +53,9 @@ def _dirty(w: World) -> None:
 
 
 def _broken_render(w: World) -> None:
-    w.write("base/frontend/kustomization.yaml", w.read("base/frontend/kustomization.yaml") + "  - gone.yaml\n")
+    w.write(
+        "base/frontend/kustomization.yaml", w.read("base/frontend/kustomization.yaml") + "  - gone.yaml\n"
+    )
     w.commit_all("break the frontend base")
 
 
@@ -68,8 +79,12 @@ REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "setup", "code", "fragment"), REFUSALS, ids=[r[3] + str(i) for i, r in enumerate(REFUSALS)])
-def test_refusals_are_one_line_and_change_nothing(world: World, args: list[str], setup: object, code: int, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "setup", "code", "fragment"), REFUSALS, ids=[r[3] + str(i) for i, r in enumerate(REFUSALS)]
+)
+def test_refusals_are_one_line_and_change_nothing(
+    world: World, args: list[str], setup: object, code: int, fragment: str
+) -> None:
     if setup:
         setup(world)  # type: ignore[operator]
     snap = Snapshot.take(world.work)
@@ -119,7 +134,8 @@ def test_dry_run_json_is_machine_readable_and_changes_nothing(world: World) -> N
     data = json.loads(proc.stdout)
     assert data["dry_run"] is True and data["commit"] is None
     assert [(c["component"], c["from"], c["to"]) for c in data["changes"]] == [
-        ("board-api", "v1.0.0", "v1.1.0"), ("frontend", "v1.0.0", "v1.1.0")
+        ("board-api", "v1.0.0", "v1.1.0"),
+        ("frontend", "v1.0.0", "v1.1.0"),
     ]
     assert Snapshot.take(world.work) == snap
 
@@ -132,9 +148,13 @@ def test_wealist_umbrella_status_history_render_diff(world: World) -> None:
         "dev": {"board-api": "v1.1.0", "frontend": "v1.1.0"},
         "prod": {"board-api": "v1.0.0", "frontend": "v1.0.0"},
     }
-    assert data["lags"] == ["prod differs from dev: board-api v1.0.0 (vs v1.1.0), frontend v1.0.0 (vs v1.1.0)"]
+    assert data["lags"] == [
+        "prod differs from dev: board-api v1.0.0 (vs v1.1.0), frontend v1.0.0 (vs v1.1.0)"
+    ]
     history = json.loads(cli("history", "--format", "json", cwd=world.work, prog="wealist").stdout)
-    assert [(h["env"], h["images"]) for h in history] == [("dev", {"board-api": "v1.1.0", "frontend": "v1.1.0"})]
+    assert [(h["env"], h["images"]) for h in history] == [
+        ("dev", {"board-api": "v1.1.0", "frontend": "v1.1.0"})
+    ]
     rendered = cli("render", "--env", "dev", cwd=world.work, prog="wealist").stdout
     assert "image: wealist/frontend:v1.1.0" in rendered
     diff = cli("diff", "--env", "dev", "--base", "HEAD~1", cwd=world.work, prog="wealist").stdout
@@ -150,6 +170,7 @@ def test_unexpected_errors_are_one_line_without_debug(world: World) -> None:
 
 
 def test_help_is_fast_because_heavy_modules_load_lazily() -> None:
-    code = "import sys, wealist.cli; print(sorted(m for m in ('git', 'ruamel.yaml', 'cryptography', 'kubernetes_validate') if m in sys.modules))"
+    heavy = "('git', 'ruamel.yaml', 'cryptography', 'kubernetes_validate')"
+    code = f"import sys, wealist.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -25,7 +25,18 @@ def test_valid_references(value: str, expected: ImageRef) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "-v1", ".v1", "a" * 129, "v1;rm -rf /", "v1 v2", "$(id)", "v1@sha256:abc", "v1@md5:" + "0" * 32, "v1/x"],
+    [
+        "",
+        "-v1",
+        ".v1",
+        "a" * 129,
+        "v1;rm -rf /",
+        "v1 v2",
+        "$(id)",
+        "v1@sha256:abc",
+        "v1@md5:" + "0" * 32,
+        "v1/x",
+    ],
 )
 def test_malformed_references_are_usage_errors(value: str) -> None:
     with pytest.raises(UsageError) as info:

@@ -56,7 +56,8 @@ def test_missing_new_tag_is_inserted_under_the_name() -> None:
     source = "images:\n  - name: wealist/board-api\n    newName: mirror/board-api\n"
     result = set_images(source, {"wealist/board-api": ImageRef("v2", DIGEST)})
     assert result == (
-        f"images:\n  - name: wealist/board-api\n    newTag: v2\n    digest: {DIGEST}\n    newName: mirror/board-api\n"
+        "images:\n  - name: wealist/board-api\n    newTag: v2\n"
+        f"    digest: {DIGEST}\n    newName: mirror/board-api\n"
     )
 
 

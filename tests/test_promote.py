@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Snapshot, World, git
 
+from conftest import Snapshot, World, git
 from wealist.errors import ConfigError, RefusedError, RenderError, UsageError
 from wealist.images import ImageRef
 from wealist.promote import PromotionRequest, promote
@@ -137,7 +137,10 @@ def edit_overlay(w: World) -> None:
 
 @pytest.mark.parametrize(
     ("setup", "message"),
-    [(stage_unrelated_change, "staged changes exist .promotion.yaml"), (edit_overlay, "has uncommitted changes")],
+    [
+        (stage_unrelated_change, "staged changes exist .promotion.yaml"),
+        (edit_overlay, "has uncommitted changes"),
+    ],
     ids=["staged", "dirty-overlay"],
 )
 def test_dirty_states_are_refused_untouched(world: World, setup: object, message: str) -> None:
@@ -149,11 +152,14 @@ def test_dirty_states_are_refused_untouched(world: World, setup: object, message
 
 
 def test_render_failure_changes_nothing(world: World) -> None:
-    world.write("overlays/dev/board-api/kustomization.yaml", world.read("overlays/dev/board-api/kustomization.yaml")
-                + "  - missing-file.yaml\n".replace("  -", "patches:\n  - path:"))
+    world.write(
+        "overlays/dev/board-api/kustomization.yaml",
+        world.read("overlays/dev/board-api/kustomization.yaml")
+        + "  - missing-file.yaml\n".replace("  -", "patches:\n  - path:"),
+    )
     world.commit_all("break the dev overlay")
     snap = Snapshot.take(world.work)
-    with pytest.raises(RenderError, match="kustomize build .*failed"):
+    with pytest.raises(RenderError, match=r"kustomize build .*failed"):
         run(world, env="dev", tag="v1.1.0")
     assert Snapshot.take(world.work) == snap
 
@@ -161,7 +167,10 @@ def test_render_failure_changes_nothing(world: World) -> None:
 def test_a_render_that_changes_more_than_images_is_refused(world: World) -> None:
     # A replacement copies board-api's image into the frontend: a tag bump would change the
     # frontend Deployment too, which a promotion must never do silently.
-    world.write(DEV, world.read(DEV) + """\
+    world.write(
+        DEV,
+        world.read(DEV)
+        + """\
 replacements:
   - source:
       kind: Deployment
@@ -175,10 +184,13 @@ replacements:
           - metadata.annotations.api-image
         options:
           create: true
-""")
+""",
+    )
     world.commit_all("copy the api image into an annotation")
     snap = Snapshot.take(world.work)
-    with pytest.raises(RefusedError, match="would change more than image fields .*Deployment/front-dev/frontend"):
+    with pytest.raises(
+        RefusedError, match=r"would change more than image fields .*Deployment/front-dev/frontend"
+    ):
         run(world, env="dev", tag="v1.1.0", components=("board-api",))
     assert Snapshot.take(world.work) == snap
 

@@ -469,7 +469,8 @@ def seal_cmd(
         click.echo(text, nl=False)
     else:
         write_if_changed(output, text)
-        _log(f"wrote {output} ({', '.join(sorted(request.data))} sealed)")
+        keys = ", ".join(sorted(request.data))
+        _log(f"wrote {output}: SealedSecret {namespace}/{name} ({keys}; {scope} scope)")
 
 
 def _run(command: click.Command, prog_name: str) -> None:

@@ -1,0 +1,266 @@
+"""The manifests themselves: rendered with the real renderer (oldest and newest Kustomize too) and
+held to every SPEC §3 invariant by the same checks `wealist validate` runs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, SCHEMAS, World, kubectl_versions
+from wealist.config import load_config
+from wealist.kustomization import read_images
+from wealist.render import RENDERER_ENV, Renderer, find_renderer, parse_objects
+from wealist.validate import Report, validate
+
+ENVS = ("dev", "prod")
+CRDS = SCHEMAS / "argocd"
+needs_crds = pytest.mark.skipif(not CRDS.is_dir(), reason=f"Argo CD CRD schemas not found at {CRDS}")
+
+
+def render(env: str, root: Path = ROOT) -> list[dict]:
+    return parse_objects(find_renderer().build(root / "overlays" / env))
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return validate(ROOT, CRDS if CRDS.is_dir() else None)
+
+
+def test_every_invariant_holds(report: Report) -> None:
+    assert [str(f) for f in report.findings] == []
+    assert report.objects == {"dev": 25, "prod": 29}
+
+
+@needs_crds
+def test_argocd_documents_were_schema_checked(report: Report) -> None:
+    assert report.argocd_documents == 5
+    assert report.skipped == []
+
+
+@pytest.mark.parametrize("kubectl", kubectl_versions(), ids=lambda p: p.name)
+def test_oldest_and_newest_kustomize_render_identically(kubectl: Path) -> None:
+    default = find_renderer()
+    other = Renderer((str(kubectl), "kustomize"))
+    for env in ENVS:
+        assert other.build(ROOT / "overlays" / env) == default.build(ROOT / "overlays" / env)
+
+
+def test_renderer_override_and_absence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(RENDERER_ENV, str(kubectl_versions()[0]))
+    assert find_renderer().argv[1:] == ("kustomize",)
+    monkeypatch.delenv(RENDERER_ENV)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    from wealist.errors import RenderError
+
+    with pytest.raises(RenderError, match=r"neither kustomize .* nor kubectl"):
+        find_renderer()
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_three_namespaces_each_component_in_its_own(env: str) -> None:
+    objects = render(env)
+    namespaces = sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace")
+    assert namespaces == sorted([f"board-api-{env}", f"front-{env}", f"postgresql-{env}"])
+    placement = {
+        (o["kind"], o["metadata"]["name"]): o["metadata"]["namespace"]
+        for o in objects
+        if o["kind"] != "Namespace"
+    }
+    assert placement[("StatefulSet", "postgres")] == f"postgresql-{env}"
+    assert placement[("Deployment", "board-api")] == f"board-api-{env}"
+    assert placement[("Deployment", "frontend")] == f"front-{env}"
+
+
+def test_prod_has_no_plaintext_credential() -> None:
+    rendered = find_renderer().build(ROOT / "overlays" / "prod")
+    objects = parse_objects(rendered)
+    assert [o for o in objects if o["kind"] == "Secret"] == []
+    sealed = {
+        (o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "SealedSecret"
+    }
+    assert sealed == {("postgresql-prod", "postgres-credentials"), ("board-api-prod", "board-api-db")}
+    assert "PASSWORD=" not in rendered and "dev-only" not in rendered
+
+
+def test_dev_secrets_are_generated_and_visibly_dev_only() -> None:
+    secrets = [o for o in render("dev") if o["kind"] == "Secret"]
+    assert len(secrets) == 2
+    for secret in secrets:
+        password = next(v for k, v in secret["data"].items() if "PASSWORD" in k)
+        assert base64.b64decode(password).decode().startswith("dev-only")
+
+
+def test_app_tags_live_only_in_the_aggregate_kustomizations() -> None:
+    hits = subprocess.run(
+        [
+            "git",
+            "grep",
+            "-n",
+            "-E",
+            r"wealist/(board-api|frontend)[:@]|newTag:",
+            "--",
+            "base",
+            "overlays",
+            "argocd",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.splitlines()
+    assert {h.split(":", 1)[0] for h in hits} <= {
+        "overlays/dev/kustomization.yaml",
+        "overlays/prod/kustomization.yaml",
+    }
+
+
+def test_checkov_passes_with_every_skip_explained(tmp_path: Path) -> None:
+    checkov = shutil.which("checkov") or str(Path(os.sys.executable).parent / "checkov")
+    for env in ENVS:
+        rendered = tmp_path / f"{env}.yaml"
+        rendered.write_text(find_renderer().build(ROOT / "overlays" / env))
+        proc = subprocess.run(
+            [checkov, "-f", str(rendered), "--framework", "kubernetes", "--output", "json"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
+        )
+        data = json.loads(proc.stdout)
+        summary = data["summary"]
+        assert summary["failed"] == 0, [
+            c["check_id"] + " " + c["resource"] for c in data["results"]["failed_checks"]
+        ]
+        assert summary["passed"] > 200
+        for skipped in data["results"]["skipped_checks"]:
+            assert len(skipped["check_result"].get("suppress_comment", "")) > 20, skipped["check_id"]
+
+
+@pytest.mark.parametrize("component", ["board-api", "frontend"])
+def test_prod_scales_and_argocd_ignores_the_replica_drift(component: str) -> None:
+    prod = render("prod")
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in prod}
+    assert ("HorizontalPodAutoscaler", component) in kinds and ("PodDisruptionBudget", component) in kinds
+    deploy = next(o for o in prod if o["kind"] == "Deployment" and o["metadata"]["name"] == component)
+    assert deploy["spec"]["replicas"] >= 2
+    dev = next(o for o in render("dev") if o["kind"] == "Deployment" and o["metadata"]["name"] == component)
+    assert dev["spec"]["replicas"] == 1
+
+
+# -- breaking a copy on purpose: the checks must notice ------------------------------------------
+
+
+def _edit(world: World, path: str, old: str, new: str) -> None:
+    text = world.read(path)
+    assert old in text, f"{old!r} not in {path}"
+    world.write(path, text.replace(old, new, 1))
+
+
+BREAKAGES = [
+    (
+        "base/board-api/deployment.yaml",
+        "name: board-api-db\n                  key: DB_PASSWORD",
+        "name: board-api-secret\n                  key: DB_PASSWORD",
+        "Secret board-api-secret does not exist",
+    ),
+    ("base/board-api/deployment.yaml", "key: DB_PASSWORD", "key: PASSWORD", "has no key PASSWORD"),
+    ("overlays/dev/kustomization.yaml", "newTag: v1.0.0", "newTag: latest", "uses latest"),
+    (
+        "base/frontend/deployment.yaml",
+        "          readinessProbe:",
+        "          x-readinessProbe:",
+        "no readinessProbe",
+    ),
+    (
+        "base/postgres/statefulset.yaml",
+        "value: /var/lib/postgresql/data/pgdata",
+        "value: /var/lib/postgresql/data",
+        "PGDATA '/var/lib/postgresql/data' must be a subdirectory",
+    ),
+    (
+        "overlays/dev/board-api/kustomization.yaml",
+        "postgres-service.postgresql-dev",
+        "postgres-service.postgresql-prod",
+        "DB_HOST is 'postgres-service.postgresql-prod.svc.cluster.local'",
+    ),
+    (
+        "overlays/dev/postgres/networkpolicies.yaml",
+        "kubernetes.io/metadata.name: board-api-dev",
+        "kubernetes.io/metadata.name: board-api-prod",
+        "no NetworkPolicy lets board-api",
+    ),
+    ("overlays/dev/frontend/namespace.yaml", "enforce: restricted", "enforce: baseline", "not labelled"),
+    (
+        "base/frontend/service.yaml",
+        "targetPort: http",
+        "targetPort: web",
+        "targetPort web is no container port",
+    ),
+    (
+        "base/board-api/kustomization.yaml",
+        'sync-wave: "1"',
+        'sync-wave: "5"',
+        "board-api (wave 5) must sync before",
+    ),
+    ("overlays/dev/kustomization.yaml", "resources:", "namespace: wealist\nresources:", "render"),
+    (
+        "argocd/apps/wealist-prod.yaml",
+        "      name: frontend\n",
+        "      name: front\n",
+        "does not ignore spec.replicas",
+    ),
+    (
+        "base/frontend/deployment.yaml",
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFilesystem: false",
+        "not read-only",
+    ),
+    (
+        "base/board-api/deployment.yaml",
+        "image: wealist/board-api ",
+        "image: wealist/board-api:v0.9 ",
+        "outside the overlays",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "old", "new", "finding"), BREAKAGES, ids=[b[3][:40] for b in BREAKAGES])
+def test_a_broken_copy_fails_validation(world: World, path: str, old: str, new: str, finding: str) -> None:
+    _edit(world, path, old, new)
+    report = validate(world.work, None)
+    assert not report.ok
+    assert any(finding in str(f) for f in report.findings), [str(f) for f in report.findings]
+
+
+@needs_crds
+def test_an_argocd_typo_fails_the_strict_schema(world: World) -> None:
+    _edit(world, "argocd/apps/wealist-dev.yaml", "selfHeal: true", "selfHeel: true")
+    report = validate(world.work, CRDS)
+    assert any("'selfHeel' was unexpected" in str(f) for f in report.findings), [
+        str(f) for f in report.findings
+    ]
+
+
+def test_a_plaintext_prod_secret_fails(world: World) -> None:
+    _edit(
+        world,
+        "overlays/prod/board-api/kustomization.yaml",
+        "configMapGenerator:",
+        "secretGenerator:\n  - name: leaked\n    literals: [PASSWORD=hunter2]\nconfigMapGenerator:",
+    )
+    report = validate(world.work, None)
+    assert any("prod holds a plaintext Secret" in str(f) for f in report.findings)
+
+
+def test_promotion_config_matches_the_overlays() -> None:
+    cfg = load_config(ROOT)
+    assert [e.name for e in cfg.environments] == list(ENVS)
+    for env in cfg.environments:
+        images = read_images((ROOT / env.kustomization).read_text())
+        assert set(images) == {c.image for c in cfg.components}
