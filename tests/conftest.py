@@ -139,3 +139,104 @@ def kubectl_versions() -> list[Path]:
     """The oldest and newest kubectl builds beside the real binary (Kustomize v5.0 and the newest)."""
     builds = sorted(KUBECTL_DIR.glob("kubectl.1.*"), key=lambda p: int(p.name.rsplit(".", 1)[1]))
     return [builds[0], builds[-1]] if len(builds) >= 2 else builds
+
+
+# -- a local stand-in for GitHub's REST API --------------------------------------------------------
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict | list | None
+
+
+class FakeGitHub:
+    """Plays the few pull-request endpoints on 127.0.0.1 and records every request it receives.
+
+    ``fail`` maps "METHOD /path-prefix" to a status code to answer instead; ``delay`` stalls every
+    answer (to test time-outs). Open pull requests are kept per head branch, so a second promotion
+    of the same branch finds and updates the first.
+    """
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.requests: list[Received] = []
+        self.fail: dict[str, int] = {}
+        self.delay = 0.0
+        self.pulls: dict[str, dict] = {}
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:  # keep test output clean
+                pass
+
+            def _handle(self) -> None:
+                import json
+                import time
+
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else None
+                fake.requests.append(Received(self.command, self.path, dict(self.headers), body))
+                if fake.delay:
+                    time.sleep(fake.delay)
+                status, payload = fake.answer(self.command, self.path, body)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            do_GET = do_POST = do_PATCH = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, method: str, path: str, body: dict | None) -> tuple[int, object]:
+        for key, status in self.fail.items():
+            fail_method, prefix = key.split(" ", 1)
+            if method == fail_method and path.startswith(prefix):
+                return status, {"message": f"simulated {status}", "errors": [{"message": "simulated detail"}]}
+        base = "/repos/wealist/wealist-gitops"
+        if method == "GET" and path.startswith(f"{base}/pulls?"):
+            from urllib.parse import parse_qs, urlparse
+
+            head = parse_qs(urlparse(path).query)["head"][0].split(":", 1)[1]
+            return 200, [self.pulls[head]] if head in self.pulls else []
+        if method == "POST" and path == f"{base}/pulls":
+            assert body is not None
+            number = 100 + len(self.pulls)
+            pull = {"number": number, "html_url": f"https://github.com/wealist/wealist-gitops/pull/{number}", **body}
+            self.pulls[body["head"]] = pull
+            return 201, pull
+        if method == "PATCH" and path.startswith(f"{base}/pulls/"):
+            number = int(path.rsplit("/", 1)[1])
+            pull = next(p for p in self.pulls.values() if p["number"] == number)
+            pull.update(body or {})
+            return 200, pull
+        if method == "POST" and path.startswith(f"{base}/issues/") and path.endswith("/labels"):
+            return 200, [{"name": n} for n in (body or {}).get("labels", [])]
+        return 404, {"message": "Not Found"}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
+    fake = FakeGitHub()
+    monkeypatch.setenv("GITHUB_API_URL", fake.url)
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_testtoken0123456789")
+    yield fake
+    fake.close()

@@ -21,10 +21,18 @@ from .promote import Log, Plan, PromotionResult, remote_branch
 def deliver_pull_request(repo: GitRepo, cfg: Config, plan: Plan, diff: str, log: Log) -> PromotionResult:
     remote, base = remote_branch(repo)
     commit = _commit_in_worktree(repo, plan)
-    branch = _free_branch(repo, remote, plan.branch_name(), repo.tree(commit))
+    branch, replaces = _free_branch(repo, remote, plan.branch_name(), repo.tree(commit))
     repo.run("branch", "-f", branch, commit)
     log(f"pushing {branch} to {remote}")
-    repo.push(remote, commit, branch)
+    try:
+        # Same content as the existing branch (a re-run, perhaps with a new reason): replace it,
+        # but only if nobody pushed to it since we looked.
+        repo.push(remote, commit, branch, lease=replaces)
+    except GitError as exc:
+        raise type(exc)(
+            f"{exc.message}. The promotion {commit[:10]} is kept on local branch {branch}: push it when the "
+            "remote accepts it"
+        ) from None
     result = PromotionResult(plan=plan, diff=diff, commit=commit, branch=branch, pushed=True)
     if cfg.forge is None:
         result.notes.append("promotion.yaml names no forge: open the pull request by hand")
@@ -67,8 +75,9 @@ def _commit_in_worktree(repo: GitRepo, plan: Plan) -> str:
         repo.run("worktree", "prune")
 
 
-def _free_branch(repo: GitRepo, remote: str, wanted: str, tree: str) -> str:
-    """``wanted``, or ``wanted-2``, ``-3``...: the first that is free or already holds this tree."""
+def _free_branch(repo: GitRepo, remote: str, wanted: str, tree: str) -> tuple[str, str | None]:
+    """``wanted``, or ``wanted-2``, ``-3``...: the first that is free or already holds this tree,
+    with the remote commit it would replace (None for a new branch)."""
     remote_heads = {}
     for line in repo.run("ls-remote", "--heads", remote, f"{wanted}*").splitlines():
         sha, _, ref = line.partition("\t")
@@ -78,9 +87,9 @@ def _free_branch(repo: GitRepo, remote: str, wanted: str, tree: str) -> str:
         local = repo.run("for-each-ref", "--format=%(objectname)", f"refs/heads/{name}")
         tips = [t for t in (remote_heads.get(name), local) if t]
         if not tips:
-            return name
+            return name, None
         if all(_has_object(repo, t) and repo.tree(t) == tree for t in tips):
-            return name
+            return name, remote_heads.get(name)
     raise RefusedError(f"branches {wanted} to {wanted}-99 all exist: delete merged promotion branches")
 
 

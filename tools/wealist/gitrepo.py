@@ -178,17 +178,32 @@ class GitRepo:
     def fetch(self, remote: str, branch: str) -> None:
         self.run("fetch", "-q", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
 
-    def push(self, remote: str, src: str, branch: str, force: bool = False) -> None:
+    def push(self, remote: str, src: str, branch: str, lease: str | None = None) -> None:
+        """Push ``src`` to ``branch``; with ``lease``, only replace the branch if it is still at ``lease``."""
         from git import GitCommandError
 
-        refspec = f"{'+' if force else ''}{src}:refs/heads/{branch}"
+        args = ["git", "push", "--porcelain", remote, f"{src}:refs/heads/{branch}"]
+        if lease is not None:
+            args.insert(2, f"--force-with-lease=refs/heads/{branch}:{lease}")
         try:
-            self._repo.git.execute(["git", "push", "--porcelain", "-q", remote, refspec])
+            self._repo.git.execute(args)
         except GitCommandError as exc:
-            message = _git_message(exc)
-            if "rejected" in str(exc.stdout) + str(exc.stderr) or "fetch first" in message:
-                raise PushRejected(f"push to {remote}/{branch} rejected: {message}") from exc
-            raise GitError(f"git push failed: {message}") from exc
+            output = f"{exc.stdout}\n{exc.stderr}"
+            if "rejected" in output or "fetch first" in output:
+                raise PushRejected(f"push to {remote}/{branch} rejected: {_push_reason(output)}") from exc
+            raise GitError(f"git push failed: {_git_message(exc)}") from exc
+
+
+def _push_reason(output: str) -> str:
+    """Why a push was refused: the status of the ref and what the remote's hooks said."""
+    reasons = []
+    for line in output.replace("\\n", "\n").splitlines():
+        line = line.strip().removeprefix("stderr:").removeprefix("stdout:").strip().strip("'").strip()
+        if line.startswith("!") and "[" in line:
+            reasons.append(line.rsplit("\t", 1)[-1].strip())
+        elif line.startswith("remote:") and line.removeprefix("remote:").strip():
+            reasons.append(line.removeprefix("remote:").strip())
+    return "; ".join(dict.fromkeys(reasons)) or "the remote refused it"
 
 
 def _git_message(exc: Exception) -> str:
