@@ -216,7 +216,11 @@ class FakeGitHub:
         if method == "POST" and path == f"{base}/pulls":
             assert body is not None
             number = 100 + len(self.pulls)
-            pull = {"number": number, "html_url": f"https://github.com/wealist/wealist-gitops/pull/{number}", **body}
+            pull = {
+                "number": number,
+                "html_url": f"https://github.com/wealist/wealist-gitops/pull/{number}",
+                **body,
+            }
             self.pulls[body["head"]] = pull
             return 201, pull
         if method == "PATCH" and path.startswith(f"{base}/pulls/"):

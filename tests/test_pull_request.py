@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FakeGitHub, Snapshot, World, git
 
+from conftest import FakeGitHub, Snapshot, World, git
 from wealist.promote import PromotionRequest, promote
 
 BIN = Path(sys.executable).parent
@@ -23,8 +23,14 @@ TOKEN = "ghp_testtoken0123456789"
 
 def cli(world: World, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "wealist-promote"), *args], cwd=world.work, capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1", **(env or {})}, check=False, timeout=120,
+        [str(BIN / "wealist-promote"), *args],
+        cwd=world.work,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        check=False,
+        timeout=120,
     )
 
 
@@ -62,7 +68,10 @@ def test_pull_request_is_opened_with_table_and_diff(dev_released: World, github:
     created = github.requests[1].body
     assert created["title"] == "promote(prod): board-api v1.0.0 → v1.1.0, frontend v1.0.0 → v1.1.0"
     assert (created["head"], created["base"]) == ("promote/prod/v1.1.0", "main")
-    assert "| board-api | v1.0.0 | **v1.1.0** | `wealist/board-api:v1.1.0` | running in dev now |" in created["body"]
+    assert (
+        "| board-api | v1.0.0 | **v1.1.0** | `wealist/board-api:v1.1.0` | running in dev now |"
+        in created["body"]
+    )
     assert "```diff\n" in created["body"] and "+      - image: wealist/frontend:v1.1.0" in created["body"]
     assert "> release 1.1" in created["body"]
     assert github.requests[2].body == {"labels": ["promotion", "env:prod"]}
@@ -73,21 +82,26 @@ def test_pull_request_is_opened_with_table_and_diff(dev_released: World, github:
     assert_user_state_untouched(world, before)
 
 
-def test_the_same_promotion_again_updates_the_open_pull_request(dev_released: World, github: FakeGitHub) -> None:
+def test_the_same_promotion_again_updates_the_open_pull_request(
+    dev_released: World, github: FakeGitHub
+) -> None:
     world = dev_released
     assert cli(world, "--env", "prod", "--from", "dev").returncode == 0
     github.requests.clear()
     proc = cli(world, "--env", "prod", "--from", "dev", "-m", "now with a reason")
     assert proc.returncode == 0, proc.stderr
     assert [(r.method, r.path.split("?")[0].rsplit("/", 1)[-1]) for r in github.requests][:2] == [
-        ("GET", "pulls"), ("PATCH", "100")
+        ("GET", "pulls"),
+        ("PATCH", "100"),
     ]
     assert "updated the open pull request #100" in proc.stderr
     assert len(github.pulls) == 1
     assert "> now with a reason" in github.pulls["promote/prod/v1.1.0"]["body"]
 
 
-def test_a_different_promotion_of_the_same_tag_gets_its_own_branch(dev_released: World, github: FakeGitHub) -> None:
+def test_a_different_promotion_of_the_same_tag_gets_its_own_branch(
+    dev_released: World, github: FakeGitHub
+) -> None:
     world = dev_released
     assert cli(world, "--env", "prod", "--tag", "v1.1.0", "--component", "frontend").returncode == 0
     proc = cli(world, "--env", "prod", "--tag", "v1.1.0")
@@ -127,13 +141,21 @@ def test_forge_timeout(dev_released: World, github: FakeGitHub, monkeypatch: pyt
 
     monkeypatch.setattr(forge, "TIMEOUT_SECONDS", 0.3)
     github.delay = 1.0
-    with pytest.raises(ForgeError, match=r"did not answer within 0s. Branch promote/prod/v1.1.0 is pushed and kept"):
+    with pytest.raises(
+        ForgeError, match=r"did not answer within 0s. Branch promote/prod/v1.1.0 is pushed and kept"
+    ):
         promote(dev_released.work, PromotionRequest(env="prod", source_env="dev"), lambda _m: None)
 
 
 def test_forge_unreachable(dev_released: World) -> None:
-    proc = cli(dev_released, "--env", "prod", "--from", "dev",
-               env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": "http://127.0.0.1:9"})
+    proc = cli(
+        dev_released,
+        "--env",
+        "prod",
+        "--from",
+        "dev",
+        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": "http://127.0.0.1:9"},
+    )
     assert proc.returncode == 1
     assert "Error: cannot reach http://127.0.0.1:9" in proc.stderr
     assert git(dev_released.origin, "rev-parse", "--verify", "-q", "promote/prod/v1.1.0")
@@ -144,13 +166,17 @@ def test_without_a_token_the_branch_is_pushed_and_the_compare_url_printed(dev_re
     before = Snapshot.take(world.work)
     proc = cli(world, "--env", "prod", "--from", "dev")
     assert proc.returncode == 0, proc.stderr
-    assert ("Open a pull request: https://github.com/wealist/wealist-gitops/compare/main...promote/prod/v1.1.0"
-            "?expand=1") in proc.stdout
+    assert (
+        "Open a pull request: https://github.com/wealist/wealist-gitops/compare/main...promote/prod/v1.1.0"
+        "?expand=1"
+    ) in proc.stdout
     assert "GITHUB_TOKEN is not set" in proc.stderr
     assert_user_state_untouched(world, before)
 
 
-def test_push_rejected_is_reported_and_the_commit_kept_locally(dev_released: World, github: FakeGitHub) -> None:
+def test_push_rejected_is_reported_and_the_commit_kept_locally(
+    dev_released: World, github: FakeGitHub
+) -> None:
     world = dev_released
     hook = world.origin / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'promotion branches are frozen' >&2\nexit 1\n")
@@ -183,9 +209,18 @@ def test_long_diffs_are_truncated_to_githubs_body_limit() -> None:
     from wealist.promote import Change, Plan
 
     plan = Plan(
-        env=Environment("prod", "pull-request"), delivery="pull-request", head="a" * 40,
-        changes=(Change("board-api", "wealist/board-api", "wealist/board-api", ImageRef("v1"), ImageRef("v2")),),
-        unchanged=(), source_env=None, forced=(), reason=None, rollback_of=None, new_text="",
+        env=Environment("prod", "pull-request"),
+        delivery="pull-request",
+        head="a" * 40,
+        changes=(
+            Change("board-api", "wealist/board-api", "wealist/board-api", ImageRef("v1"), ImageRef("v2")),
+        ),
+        unchanged=(),
+        source_env=None,
+        forced=(),
+        reason=None,
+        rollback_of=None,
+        new_text="",
     )
     diff = "".join(f"+line {i}\n" for i in range(20_000))
     body = pull_request_body(plan, diff)

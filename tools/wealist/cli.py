@@ -115,7 +115,7 @@ def _echo_diff(diff: str) -> None:
         click.echo(click.style(line, fg=style) if style else line, color=_color())
 
 
-def _print_result(result: PromotionResult, fmt: str, dry_run: bool) -> None:
+def _print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) -> None:
     plan = result.plan
     assert plan is not None
     if fmt == "json":
@@ -181,13 +181,14 @@ def _print_result(result: PromotionResult, fmt: str, dry_run: bool) -> None:
     if result.diff:
         _echo_diff(result.diff)
     if dry_run:
-        click.echo(
-            f"Dry run: would change {plan.path} and run git commit"
-            + (" and git push" if result.plan and plan.delivery == "direct" else "")
-            + "; nothing changed."
-        )
         if plan.delivery == "pull-request":
-            click.echo(f"Would push branch {plan.branch_name()} and open a pull request.")
+            click.echo(
+                f"Dry run: would commit {plan.path} on a new branch {plan.branch_name()} (git worktree, "
+                "git commit), git push it and open a pull request; nothing changed."
+            )
+        else:
+            pushing = " and git push" if push else ""
+            click.echo(f"Dry run: would change {plan.path} and run git commit{pushing}; nothing changed.")
         return
     for note in result.notes:
         _log(note)
@@ -246,7 +247,7 @@ def promote_cmd(
         delivery=delivery,
     )
     result = promote(repo, request, _log)
-    _print_result(result, fmt, dry_run)
+    _print_result(result, fmt, dry_run, push)
 
 
 @cli.command("rollback")
@@ -277,7 +278,7 @@ def rollback_cmd(
     result = rollback(
         repo, env, to, components, message=message, dry_run=dry_run, push=push, delivery=delivery, log=_log
     )
-    _print_result(result, fmt, dry_run)
+    _print_result(result, fmt, dry_run, push)
 
 
 @cli.command("status")

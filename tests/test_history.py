@@ -1,0 +1,104 @@
+"""status, history and rollback: everything read back from git alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Snapshot, World, git
+from wealist.config import load_config
+from wealist.errors import RefusedError, UsageError
+from wealist.gitrepo import GitRepo
+from wealist.history import promotions, status
+from wealist.images import ImageRef
+from wealist.promote import PromotionRequest, promote
+from wealist.rollback import rollback
+
+DEV = "overlays/dev/kustomization.yaml"
+DIGEST = "sha256:" + "d1" * 32
+
+
+def step(world: World, **kwargs: object) -> str:
+    result = promote(world.work, PromotionRequest(**kwargs), lambda _m: None)  # type: ignore[arg-type]
+    assert result.commit
+    return result.commit
+
+
+def back(
+    world: World, env: str, to: str | None = None, components: tuple[str, ...] = (), **kw: object
+) -> object:
+    options = {"message": None, "dry_run": False, "push": False, "delivery": "direct", **kw}
+    return rollback(world.work, env, to, components, log=lambda _m: None, **options)  # type: ignore[arg-type]
+
+
+def test_history_reads_trailers_newest_first(world: World) -> None:
+    first = step(world, env="dev", tag="v1.1.0")
+    world.write("notes.md", "unrelated\n")
+    world.commit_all("not a promotion")
+    second = step(world, env="dev", tag=f"v1.2.0@{DIGEST}", components=("board-api",))
+    third = step(world, env="prod", source_env="dev", delivery="direct", components=("frontend",))
+    entries = promotions(GitRepo(world.work))
+    assert [e.sha for e in entries] == [third, second, first]
+    assert entries[0].env == "prod" and entries[0].source_env == "dev"
+    assert entries[1].images == {"board-api": ImageRef("v1.2.0", DIGEST)}
+    assert entries[1].previous == {"board-api": ImageRef("v1.1.0")}
+    assert [e.sha for e in promotions(GitRepo(world.work), env="dev")] == [second, first]
+    assert [e.sha for e in promotions(GitRepo(world.work), limit=1)] == [third]
+
+
+def test_history_ignores_lookalike_messages(world: World) -> None:
+    world.write("notes.md", "x\n")
+    world.commit_all("docs: mention Wealist-Env: dev in prose\n\nWealist-Env: nowhere")
+    assert promotions(GitRepo(world.work)) == []
+
+
+def test_status_table_and_lags(world: World) -> None:
+    step(world, env="dev", tag="v1.1.0")
+    result = status(GitRepo(world.work), load_config(world.work))
+    assert result.running["dev"] == {"board-api": ImageRef("v1.1.0"), "frontend": ImageRef("v1.1.0")}
+    assert result.lags == ["prod differs from dev: board-api v1.0.0 (vs v1.1.0), frontend v1.0.0 (vs v1.1.0)"]
+    step(world, env="prod", source_env="dev", delivery="direct")
+    assert status(GitRepo(world.work), load_config(world.work)).lags == []
+
+
+def test_rollback_undoes_the_last_promotion_with_a_new_commit(world: World) -> None:
+    step(world, env="dev", tag="v1.1.0")
+    undone = step(world, env="dev", tag="v1.2.0")
+    result = back(world, "dev")
+    assert result.commit == world.head() and git(world.work, "rev-parse", "HEAD~1") == undone
+    assert "newTag: v1.1.0" in world.read(DEV) and "v1.2.0" not in world.read(DEV)
+    body = git(world.work, "log", "-1", "--format=%B")
+    assert body.startswith("rollback(dev): board-api v1.2.0 → v1.1.0, frontend v1.2.0 → v1.1.0")
+    assert f"Wealist-Rollback-Of: {undone}" in body
+
+
+def test_rollback_to_a_tag_restores_its_digest_and_skips_the_order_guard(world: World) -> None:
+    step(world, env="dev", tag=f"v1.1.0@{DIGEST}")
+    step(world, env="prod", source_env="dev", delivery="direct")
+    step(world, env="dev", tag="v1.2.0")
+    step(world, env="prod", source_env="dev", delivery="direct")
+    step(world, env="dev", tag="v1.3.0")  # dev moved on: v1.1.0 no longer runs there
+    back(world, "prod", to="v1.1.0", components=("board-api",))
+    prod = world.read("overlays/prod/kustomization.yaml")
+    assert f"name: wealist/board-api\n    newTag: v1.1.0\n    digest: {DIGEST}" in prod
+    assert "name: wealist/frontend\n    newTag: v1.2.0" in prod
+
+
+def test_rollback_refusals_change_nothing(world: World) -> None:
+    snap = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match="no promotion of prod"):
+        back(world, "prod")
+    step(world, env="dev", tag="v1.1.0")
+    snap = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match=r"v0\.1 never ran in dev"):
+        back(world, "dev", to="v0.1")
+    with pytest.raises(UsageError, match="malformed tag"):
+        back(world, "dev", to="bad tag")
+    assert Snapshot.take(world.work) == snap
+
+
+def test_rollback_dry_run(world: World) -> None:
+    step(world, env="dev", tag="v1.1.0")
+    snap = Snapshot.take(world.work)
+    result = back(world, "dev", dry_run=True)
+    assert result.commit is None and [str(c.new) for c in result.plan.changes] == ["v1.0.0", "v1.0.0"]
+    assert Snapshot.take(world.work) == snap
