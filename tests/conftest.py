@@ -168,6 +168,7 @@ class FakeGitHub:
         self.fail: dict[str, int] = {}
         self.delay = 0.0
         self.pulls: dict[str, dict] = {}
+        self.comments: list[dict] = []
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -228,6 +229,21 @@ class FakeGitHub:
             pull = next(p for p in self.pulls.values() if p["number"] == number)
             pull.update(body or {})
             return 200, pull
+        if method == "GET" and "/comments" in path and path.startswith(f"{base}/issues/"):
+            return 200, self.comments
+        if method == "POST" and path.startswith(f"{base}/issues/") and path.endswith("/comments"):
+            assert body is not None
+            comment = {
+                "id": 900 + len(self.comments),
+                "html_url": f"https://github.com/c/{len(self.comments)}",
+                **body,
+            }
+            self.comments.append(comment)
+            return 201, comment
+        if method == "PATCH" and path.startswith(f"{base}/issues/comments/"):
+            comment = next(c for c in self.comments if c["id"] == int(path.rsplit("/", 1)[1]))
+            comment.update(body or {})
+            return 200, comment
         if method == "POST" and path.startswith(f"{base}/issues/") and path.endswith("/labels"):
             return 200, [{"name": n} for n in (body or {}).get("labels", [])]
         return 404, {"message": "Not Found"}

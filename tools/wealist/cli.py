@@ -422,6 +422,20 @@ def validate_cmd(repo: Path, crds: Path | None, fmt: str) -> None:
         raise ValidationFailed(f"{len(report.findings)} problem(s) found")
 
 
+@cli.command("pr-comment")
+@common_options
+@click.option("--base", required=True, help="The ref the pull request merges into (e.g. origin/main).")
+@click.option("--pull-request", "number", type=click.IntRange(min=1), required=True, help="Its number.")
+def pr_comment_cmd(repo: Path, base: str, number: int) -> None:
+    """Comment (or update the comment with) the rendered diff of each environment a pull request touches.
+
+    For the repository's CI; needs GITHUB_TOKEN.
+    """
+    from .pr_comment import post
+
+    click.echo(post(repo, base, number))
+
+
 @cli.command("seal")
 @click.option(
     "--cert",

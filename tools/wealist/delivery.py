@@ -12,7 +12,7 @@ import uuid
 from . import transaction
 from .config import Config
 from .errors import ForgeError, GitError, RefusedError
-from .forge import BODY_LIMIT, GitHub, compare_url
+from .forge import BODY_LIMIT, GitHub, compare_url, fit_lines
 from .gitrepo import GitRepo
 from .kustomization import write_if_changed
 from .promote import Log, Plan, PromotionResult, remote_branch
@@ -125,19 +125,11 @@ def pull_request_body(plan: Plan, diff: str) -> str:
     opening = f"<details><summary>Rendered manifest diff ({plan.env.overlay})</summary>\n\n```diff\n"
     closing = "```\n</details>"
     room = BODY_LIMIT - len(head) - len(opening) - len(closing) - len(footer) - 400
-    shown = diff
+    shown, kept, total = fit_lines(diff, room)
     note = ""
-    if len(diff) > room:
-        lines = diff.splitlines(True)
-        kept, size = [], 0
-        for line in lines:
-            if size + len(line) > room:
-                break
-            kept.append(line)
-            size += len(line)
-        shown = "".join(kept)
+    if kept < total:
         note = (
-            f"\n\nThe diff is truncated ({len(kept)} of {len(lines)} lines shown, GitHub limits a body to "
+            f"\n\nThe diff is truncated ({kept} of {total} lines shown, GitHub limits a body to "
             f"{BODY_LIMIT} characters): run `wealist diff --env {plan.env.name} --base {plan.head[:10]}` "
             "on this branch."
         )

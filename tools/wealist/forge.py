@@ -61,6 +61,17 @@ class GitHub:
                 self._call("POST", f"{repo_path}/issues/{pull.number}/labels", {"labels": labels})
         return pull
 
+    def upsert_comment(self, number: int, marker: str, body: str) -> str:
+        """Post ``body`` on pull request ``number``, or edit our earlier comment (found by ``marker``)."""
+        repo_path = f"/repos/{self.owner}/{self.name}"
+        comments = self._call("GET", f"{repo_path}/issues/{number}/comments?per_page=100")
+        mine = next((c for c in comments or [] if marker in str(c.get("body", ""))), None)
+        if mine is None:
+            data = self._call("POST", f"{repo_path}/issues/{number}/comments", {"body": body})
+        else:
+            data = self._call("PATCH", f"{repo_path}/issues/comments/{mine['id']}", {"body": body})
+        return str(data["html_url"])
+
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(
             self.api_url + path,
@@ -108,6 +119,19 @@ def _explain(status: int, raw: bytes, method: str, path: str) -> str:
     return f"GitHub API {method} {path.split('?')[0]} answered {status}: {hint}" + (
         f" ({said})" if said else ""
     )
+
+
+def fit_lines(text: str, room: int) -> tuple[str, int, int]:
+    """The longest run of whole lines of ``text`` within ``room`` characters.
+
+    Returns (the kept text, how many lines were kept, how many there were)."""
+    lines = text.splitlines(True)
+    kept, size = 0, 0
+    for line in lines:
+        if size + len(line) > room:
+            break
+        kept, size = kept + 1, size + len(line)
+    return "".join(lines[:kept]), kept, len(lines)
 
 
 def compare_url(repository: str, base: str, head: str) -> str:

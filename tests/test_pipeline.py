@@ -1,0 +1,122 @@
+"""The repository's own review pipeline: the workflow's commands exist and work, CODEOWNERS guards
+prod and Argo CD, and the pre-commit hooks pass on the repository."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from conftest import ROOT, FakeGitHub, World, git
+from wealist.cli import cli as wealist_cli
+from wealist.pr_comment import MARKER, touched_environments
+from wealist.promote import PromotionRequest, promote
+
+WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
+BIN = Path(sys.executable).parent
+
+
+def workflow_runs() -> list[str]:
+    doc = YAML(typ="safe").load(WORKFLOW.read_text())
+    assert doc[True if True in doc else "on"]["pull_request"]["branches"] == [
+        "main"
+    ]  # YAML 1.1 reads `on` as true
+    return [step["run"] for step in doc["jobs"]["check"]["steps"] if "run" in step]
+
+
+def test_workflow_steps_reference_commands_that_exist() -> None:
+    runs = workflow_runs()
+    assert runs[0] == "./tools/test.sh" and os.access(ROOT / "tools" / "test.sh", os.X_OK)
+    for run in runs[1:]:
+        argv = shlex.split(run.split("||")[0].split(">")[0])
+        assert argv[0] == ".venv/bin/wealist", run
+        command = wealist_cli.commands[argv[1]]  # a KeyError names a command that does not exist
+        options = {opt for param in command.params for opt in param.opts}
+        assert {a for a in argv[2:] if a.startswith("--")} <= options, run
+
+
+def test_ci_runs_the_same_test_command_as_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```\n", 2)[1]
+    assert block.splitlines() == ["./tools/demo.sh", "./tools/test.sh"]
+    assert "./tools/test.sh" in (ROOT / ".ci" / "run").read_text()
+    assert "./tools/test.sh" in workflow_runs()
+
+
+def test_validate_json_as_the_workflow_runs_it() -> None:
+    proc = subprocess.run(
+        [str(BIN / "wealist"), "validate", "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout
+    assert '"ok": true' in proc.stdout
+
+
+def test_pr_comment_is_posted_once_then_updated(world: World, github: FakeGitHub) -> None:
+    git(world.work, "switch", "-q", "-c", "feature")
+    promote(world.work, PromotionRequest(env="dev", tag="v1.1.0"), lambda _m: None)
+    assert touched_environments(world.work, "origin/main") == ["dev"]
+    run = [str(BIN / "wealist"), "pr-comment", "--base", "origin/main", "--pull-request", "7"]
+    first = subprocess.run(run, cwd=world.work, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    assert len(github.comments) == 1
+    body = github.comments[0]["body"]
+    assert body.startswith(MARKER) and "<b>dev</b>: 4 changed lines" in body and "<b>prod</b>" not in body
+    assert "+        image: wealist/board-api:v1.1.0" in body
+    posted = [(r.method, r.path) for r in github.requests]
+    assert posted[-1] == ("POST", "/repos/wealist/wealist-gitops/issues/7/comments")
+
+    world.write(
+        "base/frontend/service.yaml",
+        world.read("base/frontend/service.yaml").replace("port: 80", "port: 8081"),
+    )
+    world.commit_all("a base change touches every environment")
+    assert subprocess.run(run, cwd=world.work, capture_output=True, text=True, check=False).returncode == 0
+    assert len(github.comments) == 1  # updated, not duplicated
+    assert github.requests[-1].method == "PATCH"
+    assert "<b>prod</b>" in github.comments[0]["body"]
+
+
+def test_codeowners_guard_prod_and_argocd() -> None:
+    owners = {
+        line.split()[0]
+        for line in (ROOT / ".github" / "CODEOWNERS").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {"/overlays/prod/", "/argocd/"} <= owners
+
+
+def test_pre_commit_hooks_pass_on_the_repository() -> None:
+    config = YAML(typ="safe").load((ROOT / ".pre-commit-config.yaml").read_text())
+    hooks = {hook["id"]: hook for repo in config["repos"] for hook in repo["hooks"]}
+    assert hooks["wealist-validate"]["entry"] == "wealist validate"
+    yamllint = BIN / "yamllint"
+    if not yamllint.exists():
+        pytest.skip("yamllint is not installed")
+    proc = subprocess.run(
+        [
+            str(yamllint),
+            "-c",
+            ".yamllint.yaml",
+            "--strict",
+            "promotion.yaml",
+            "base",
+            "overlays",
+            "argocd",
+            ".github",
+            "tools/local-cluster",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout
