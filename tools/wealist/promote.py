@@ -7,11 +7,11 @@ what is committed, whatever else the user has uncommitted.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import difflib
 import hashlib
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +24,7 @@ from .gitrepo import GitRepo
 from .history import TrailerSet, overlay_images, promotions
 from .images import ImageRef, parse_ref, split_reference
 from .kustomization import ImageEntry, set_images, write_if_changed
-from .render import Object, Renderer, containers, find_renderer, object_key, parse_objects
+from .render import Renderer, find_renderer
 
 Log = Callable[[str], None]
 
@@ -366,10 +366,10 @@ def verify_render(repo: GitRepo, plan: Plan, cache: bool = True) -> RenderCheck:
                 _cache_put(repo, renderer, plan.env, tree, before)
         else:
             before, after = cached, renderer.build(after_dir / plan.env.overlay)
-    _check_only_images(plan, parse_objects(before), parse_objects(after))
     diff = unified(
         before, after, f"{plan.env.overlay} (rendered, {plan.head[:10]})", f"{plan.env.overlay} (promoted)"
     )
+    _check_only_images(plan, diff, before, after)
     return RenderCheck(renderer, diff, after)
 
 
@@ -389,37 +389,71 @@ def _extract(tar: bytes, dest: Path) -> None:
         archive.extractall(dest, filter="data")
 
 
-def _image_name_of(reference: str) -> str:
-    return split_reference(reference)[0]
+# An `image:` field as kustomize prints it: `image: X` or `- image: X` (kustomize's output is
+# deterministic, sorted and one field per line, so a changed field is a changed line).
+IMAGE_LINE = re.compile(r"^\s*(?:- )?image: (?P<ref>\S+)$")
 
 
-def _check_only_images(plan: Plan, before: list[Object], after: list[Object]) -> None:
+HUNK = re.compile(r"^@@ -(?P<old>\d+)(?:,\d+)? \+(?P<new>\d+)(?:,\d+)? @@")
+
+
+def _check_only_images(plan: Plan, diff: str, before: str, after: str) -> None:
+    """Every changed rendered line must be an `image:` field of a selected component, and each new
+    reference must appear: anything else means the overlay holds something unexpected."""
     names = {c.rendered_name for c in plan.changes}
-
-    def normalise(objects: list[Object]) -> dict[tuple[str, str, str, str], Object]:
-        result = {}
-        for obj in objects:
-            obj = copy.deepcopy(obj)
-            for container in containers(obj):
-                if _image_name_of(str(container.get("image", ""))) in names:
-                    container["image"] = _image_name_of(str(container["image"]))
-            result[object_key(obj)] = obj
-        return result
-
-    a, b = normalise(before), normalise(after)
-    changed = sorted({k for k in a.keys() | b.keys() if a.get(k) != b.get(k)})
-    if changed:
-        shown = ", ".join(f"{kind}/{ns + '/' if ns else ''}{name}" for _, kind, ns, name in changed[:5])
+    added: set[str] = set()
+    unexpected: dict[str, None] = {}  # the objects, in order
+    texts = {"-": before.splitlines(), "+": after.splitlines()}
+    position = {"-": 0, "+": 0}
+    for line in diff.splitlines():
+        hunk = HUNK.match(line)
+        if hunk:
+            position = {"-": int(hunk["old"]) - 1, "+": int(hunk["new"]) - 1}
+            continue
+        if line.startswith(("+++ ", "--- ")):
+            continue
+        side = line[:1]
+        if side == " ":
+            position["-"] += 1
+            position["+"] += 1
+            continue
+        match = IMAGE_LINE.match(line[1:])
+        if match is None or split_reference(match["ref"])[0] not in names:
+            unexpected[_object_at(texts[side], position[side])] = None
+        elif side == "+":
+            added.add(match["ref"])
+        position[side] += 1
+    if unexpected:
+        shown = ", ".join(list(unexpected)[:5])
         raise RefusedError(
             f"the rendered {plan.env.name} would change more than image fields ({shown}): "
             f"{plan.path} holds something unexpected"
         )
-    rendered = {str(c.get("image")) for obj in after for c in containers(obj)}
     for change in plan.changes:
-        if change.reference(change.new) not in rendered:
+        if change.reference(change.new) not in added:
             raise RefusedError(
                 f"no workload in {plan.env.name} uses {change.rendered_name}: nothing would change"
             )
+
+
+def _object_at(lines: list[str], index: int) -> str:
+    """Kind/namespace/name of the rendered document holding line ``index``."""
+    start = index
+    while start > 0 and lines[start - 1] != "---":
+        start -= 1
+    kind = name = namespace = ""
+    in_metadata = False
+    for line in lines[start:]:
+        if line == "---":
+            break
+        if not line.startswith(" "):
+            in_metadata = line == "metadata:"
+            kind = line[6:] if line.startswith("kind: ") else kind
+        elif in_metadata and line.startswith("  name: "):
+            name = line[8:]
+        elif in_metadata and line.startswith("  namespace: "):
+            namespace = line[13:] + "/"
+    return f"{kind}/{namespace}{name}"
 
 
 def _cache_key(renderer: Renderer, env: Environment, tree: str) -> str:

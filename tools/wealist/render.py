@@ -65,11 +65,6 @@ def parse_objects(text: str) -> list[Object]:
     return [doc for doc in YAML(typ="safe").load_all(text) if doc]
 
 
-def object_key(obj: Object) -> tuple[str, str, str, str]:
-    meta = obj.get("metadata") or {}
-    return (obj.get("apiVersion", ""), obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
-
-
 def containers(obj: Object) -> Iterator[dict[str, Any]]:
     """Every container and init container of a workload (Pod templates, CronJobs, bare Pods)."""
     spec = obj.get("spec") or {}

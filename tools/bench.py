@@ -1,0 +1,306 @@
+"""Benchmark: promotion against a shell baseline doing the same job, measured in the same run.
+
+    .venv/bin/python tools/bench.py [--pairs 15] [--quick]
+
+Scenarios (each printed with min / median / max and ratios):
+  1. the real repository: `wealist-promote --env dev --tag X` (direct, no push) against
+     `sed` on the tag lines + `kustomize build overlays/dev` + `git commit -qam`, interleaved pairs,
+     each in its own clone; the ratio is the median of the per-pair ratios.
+  2. start-up: `wealist-promote --help` and `wealist --help`.
+  3. scale: a generated repository, 40 components x 6 environments (built from the real base):
+     the same pairs there; promotion with 2 vs 6 environments; `wealist validate` against the serial
+     sum of the same renders; status and history over 1,000 promotion commits.
+  4. memory: peak RSS of a promotion (the Python process; kustomize is a child).
+Figures only, no assertions: targets are judged by people reading the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
+
+
+def sh(cmd: list[str] | str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        cmd,
+        cwd=cwd,
+        shell=isinstance(cmd, str),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **GIT_ENV, **(env or {})},
+    )
+
+
+def timed(cmd: list[str] | str, cwd: Path) -> float:
+    start = time.perf_counter()
+    sh(cmd, cwd)
+    return time.perf_counter() - start
+
+
+def summary(name: str, values: list[float], unit: str = "ms") -> float:
+    scale = 1000 if unit == "ms" else 1
+    med = statistics.median(values)
+    low, high = min(values) * scale, max(values) * scale
+    print(
+        f"  {name:<52} min {low:8.1f}  median {med * scale:8.1f}  max {high:8.1f} {unit}  (n={len(values)})"
+    )
+    return med
+
+
+def renderer() -> list[str]:
+    sys.path.insert(0, str(REPO / "tools"))
+    from wealist.render import find_renderer
+
+    return list(find_renderer().argv)
+
+
+def world(source: Path, where: Path) -> tuple[Path, Path]:
+    """A bare origin with ``source``'s files committed, and two clones (tool, baseline)."""
+    seed = where / "seed"
+    shutil.copytree(source, seed, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info"))
+    sh(["git", "init", "-q", "-b", "main"], seed)
+    sh(["git", "add", "-A"], seed)
+    sh(["git", "commit", "-qm", "seed"], seed)
+    sh(["git", "clone", "-q", "--bare", str(seed), str(where / "origin.git")], where)
+    clones = []
+    for name in ("tool", "baseline"):
+        sh(["git", "clone", "-q", str(where / "origin.git"), str(where / name)], where)
+        sh(["git", "config", "user.name", "bench"], where / name)
+        sh(["git", "config", "user.email", "bench@example.com"], where / name)
+        clones.append(where / name)
+    return clones[0], clones[1]
+
+
+def pairs(tool: Path, baseline: Path, env: str, n: int, render: list[str]) -> list[tuple[float, float]]:
+    kustomization = f"overlays/{env}/kustomization.yaml"
+    build = " ".join(render) + f" overlays/{env} >/dev/null"
+    # One warm-up of each (page cache, Python bytecode), not measured.
+    sh([str(BIN / "wealist-promote"), "--env", env, "--tag", "warmup"], tool)
+    sh(
+        f"sed -i 's/newTag: .*/newTag: warmup/' {kustomization} && {build} && git commit -qam warmup",
+        baseline,
+    )
+    result = []
+    for i in range(n):
+        tag = f"v0.{i}.0"
+        t_tool = timed([str(BIN / "wealist-promote"), "--env", env, "--tag", tag], tool)
+        bump = f"sed -i 's/newTag: .*/newTag: {tag}/' {kustomization}"
+        t_base = timed(f"{bump} && {build} && git commit -qam 'bump {tag}'", baseline)
+        result.append((t_tool, t_base))
+    return result
+
+
+def report_pairs(title: str, measured: list[tuple[float, float]]) -> float:
+    print(title)
+    summary("wealist-promote --env dev --tag X", [t for t, _ in measured])
+    summary("baseline: sed + kustomize build + git commit -qam", [b for _, b in measured])
+    ratios = [t / b for t, b in measured]
+    ratio = statistics.median(ratios)
+    print(
+        f"  ratio tool/baseline (median of {len(ratios)} per-pair ratios): {ratio:.2f}x "
+        f"(min {min(ratios):.2f}, max {max(ratios):.2f})"
+    )
+    return ratio
+
+
+def startup(n: int) -> None:
+    print("start-up")
+    for cmd in (["wealist-promote", "--help"], ["wealist", "--help"]):
+        runs = [timed([str(BIN / cmd[0]), *cmd[1:]], REPO) for _ in range(n)]
+        summary(" ".join(cmd), runs)
+    runs = [timed([sys.executable, "-c", "pass"], REPO) for _ in range(n)]
+    summary("for reference: python -c pass", runs)
+
+
+# -- the generated repository ------------------------------------------------------------------
+
+
+def generate(where: Path, components: int, environments: int) -> Path:
+    """``components`` stateless services (copies of the real frontend base) in ``environments``."""
+    root = where / f"gen-{components}x{environments}"
+    envs = [f"env{i}" for i in range(environments)]
+    names = [f"svc{i:02d}" for i in range(components)]
+    for name in names:
+        base = root / "base" / name
+        shutil.copytree(REPO / "base" / "frontend", base)
+        for file in base.iterdir():
+            text = file.read_text().replace("frontend-service", f"{name}-service")
+            text = text.replace("wealist/frontend", f"wealist/{name}").replace("frontend", name)
+            file.write_text(text)
+    for env in envs:
+        overlay = root / "overlays" / env
+        for name in names:
+            child = overlay / name
+            child.mkdir(parents=True)
+            (child / "kustomization.yaml").write_text(
+                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+                f"namespace: {name}-{env}\nresources:\n  - namespace.yaml\n  - ../../../base/{name}\n"
+                f"replicas:\n  - name: {name}\n    count: 1\n"
+            )
+            (child / "namespace.yaml").write_text(
+                f"apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}-{env}\n  labels:\n"
+                "    pod-security.kubernetes.io/enforce: restricted\n"
+            )
+        images = "".join(f"  - name: wealist/{n}\n    newTag: v1.0.0\n" for n in names)
+        resources = "".join(f"  - {n}\n" for n in names)
+        (overlay / "kustomization.yaml").write_text(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+            f"resources:\n{resources}images:\n{images}"
+        )
+    config = "environments:\n" + "".join(f"  - name: {e}\n    delivery: direct\n" for e in envs)
+    config += "components:\n" + "".join(f"  {n}:\n    image: wealist/{n}\n" for n in names)
+    (root / "promotion.yaml").write_text(config)
+    return root
+
+
+def history_repo(where: Path, commits: int) -> Path:
+    """The real repository plus ``commits`` promotion commits (dev and prod alternating)."""
+    tool, _ = world(REPO, where / "hist")
+    kustomization = "overlays/dev/kustomization.yaml"
+    original = (tool / kustomization).read_text()
+    # git fast-import writes 1,000 real commits in well under a second.
+    lines = []
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tool, capture_output=True, text=True, check=True
+    ).stdout
+    for i in range(commits):
+        env = "dev" if i % 2 == 0 else "prod"
+        tag = f"v{i // 2}.0.0"
+        content = original.replace("newTag: v1.0.0", f"newTag: {tag}")
+        message = (
+            f"promote({env}): board-api v0 → {tag}\n\nWealist-Env: {env}\n"
+            f"Wealist-Image: board-api=wealist/board-api:{tag}\n"
+            "Wealist-Previous: board-api=wealist/board-api:v0\n"
+        )
+        data = message.encode()
+        blob = content.encode()
+        lines.append(b"commit refs/heads/main\n")
+        lines.append(f"committer bench <bench@example.com> {1700000000 + i} +0000\n".encode())
+        lines.append(f"data {len(data)}\n".encode() + data)
+        if i == 0:
+            lines.append(f"from {head.strip()}\n".encode())
+        path = kustomization if env == "dev" else "overlays/prod/kustomization.yaml"
+        lines.append(f"M 100644 inline {path}\ndata {len(blob)}\n".encode() + blob + b"\n")
+    subprocess.run(["git", "fast-import", "--quiet", "--force"], cwd=tool, input=b"".join(lines), check=True)
+    sh(["git", "reset", "-q", "--hard", "main"], tool)
+    return tool
+
+
+def scale(where: Path, n: int, render: list[str]) -> None:
+    print("scale: 40 components x 6 environments, generated from the real base")
+    big = generate(where, 40, 6)
+    tool, baseline = world(big, where / "w6")
+    ratio = report_pairs("  promotion of env0 (40 images):", pairs(tool, baseline, "env0", n, render))
+    del ratio
+
+    small = generate(where, 40, 2)
+    tool2, _ = world(small, where / "w2")
+    six, two = [], []
+    for i in range(n):
+        six.append(timed([str(BIN / "wealist-promote"), "--env", "env0", "--tag", f"s{i}"], tool))
+        two.append(timed([str(BIN / "wealist-promote"), "--env", "env0", "--tag", f"s{i}"], tool2))
+    print("  promotion does not grow with environments:")
+    m6 = summary("40 components, 6 environments", six)
+    m2 = summary("40 components, 2 environments", two)
+    print(f"  6 vs 2 environments: {m6 / m2:.2f}x")
+
+    serial = []
+    for _ in range(3):
+        start = time.perf_counter()
+        for env in range(6):
+            sh([*render, f"overlays/env{env}"], tool)
+        serial.append(time.perf_counter() - start)
+    sys.path.insert(0, str(REPO / "tools"))
+    from wealist.config import load_config
+    from wealist.render import find_renderer
+
+    cfg = load_config(tool)
+    parallel = []
+    for _ in range(3):
+        start = time.perf_counter()
+        find_renderer().build_many([tool / e.overlay for e in cfg.environments])
+        parallel.append(time.perf_counter() - start)
+    print(f"  rendering all 6 environments on {os.cpu_count()} cores:")
+    s = summary("serial sum of the 6 renders", serial)
+    p = summary("wealist's parallel render (validate's first step)", parallel)
+    print(f"  parallel / serial: {p / s:.2f}x")
+
+    hist = history_repo(where, 1000)
+    print("  1,000 promotion commits:")
+    summary("wealist status", [timed([str(BIN / "wealist"), "status"], hist) for _ in range(n)])
+    summary(
+        "wealist history --limit 1000",
+        [timed([str(BIN / "wealist"), "history", "--limit", "1000"], hist) for _ in range(n)],
+    )
+    summary("wealist history (last 20)", [timed([str(BIN / "wealist"), "history"], hist) for _ in range(n)])
+
+
+def memory(where: Path) -> None:
+    tool, _ = world(REPO, where / "mem")
+    code = (
+        "import resource, sys; sys.argv = ['wealist-promote', '--env', 'dev', '--tag', 'v9.9.9'];"
+        "from wealist.cli import promote_cmd\n"
+        "try:\n    promote_cmd.main(standalone_mode=False)\nfinally:\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tool,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+    )
+    rss_kib = int(proc.stderr.strip().splitlines()[-1])
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print("memory")
+    print(
+        f"  peak RSS of a promotion (the Python process): {rss_kib / 1024:.1f} MiB"
+        f"  (largest child so far, e.g. kustomize: {children / 1024:.1f} MiB)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pairs", type=int, default=15, help="interleaved pairs per comparison (default 15)")
+    parser.add_argument("--quick", action="store_true", help="skip the scale scenarios")
+    args = parser.parse_args()
+    render = renderer()
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}, renderer: {' '.join(render)}"
+    )
+    with tempfile.TemporaryDirectory(prefix="wealist-bench-") as tmp:
+        where = Path(tmp)
+        tool, baseline = world(REPO, where / "real")
+        report_pairs("the real repository, dev (2 images):", pairs(tool, baseline, "dev", args.pairs, render))
+        startup(20)
+        memory(where)
+        if not args.quick:
+            scale(where, args.pairs, render)
+
+
+if __name__ == "__main__":
+    main()
