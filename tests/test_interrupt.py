@@ -60,7 +60,8 @@ def test_sigkill_at_random_moments(world: World) -> None:
             )
             assert overlay_tags(git(world.work, "show", f"HEAD:{DEV}")) == [tag, tag]
         assert git(world.work, "status", "--porcelain", "--untracked-files=all") == "", f"attempt {attempt}"
-        assert not (world.work / ".git" / "index.lock").exists()
+        git_dir = world.work / ".git"
+        assert [*git_dir.glob("*.lock"), *git_dir.glob("refs/heads/*.lock")] == [], f"attempt {attempt}"
         assert world.read(DEV).rstrip("\n") == git(world.work, "show", f"HEAD:{DEV}")  # git() strips
 
     # After all that, a normal promotion still works.
@@ -85,12 +86,19 @@ def test_recovery_rolls_back_a_written_but_uncommitted_overlay(world: World) -> 
     world.write(
         DEV, original.replace("v1.0.0", "v6.6.6")
     )  # the state a kill right before `git commit` leaves
-    (world.work / ".git" / "index.lock").write_text("")  # and git's lock, had it started
+    for lock in (
+        "index.lock",
+        "HEAD.lock",
+        "refs/heads/main.lock",
+        "next-index-4242.lock",
+    ):  # and git's locks, had it started
+        (world.work / ".git" / lock).write_text("")
     with RepoLock(repo) as lock:
         assert lock.recovered == f"an interrupted promotion was rolled back; {DEV} is as it was"
     assert world.read(DEV) == original
     assert git(world.work, "status", "--porcelain") == ""
     assert not (world.work / ".git" / "wealist" / "journal.json").exists()
+    assert not list((world.work / ".git").rglob("*.lock"))
 
 
 def test_recovery_keeps_a_finished_commit(world: World) -> None:

@@ -12,6 +12,7 @@ import difflib
 import hashlib
 import random
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from .history import TrailerSet, overlay_images, promotions
 from .images import ImageRef, parse_ref, split_reference
 from .kustomization import ImageEntry, set_images, write_if_changed
 from .render import Renderer, find_renderer
+from .treecopy import TreeCopy
 
 Log = Callable[[str], None]
 
@@ -151,7 +153,7 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
     if req.dry_run:
         # Reads only: no lock, no journal, no scratch directory inside .git.
         plan = make_plan(repo, cfg, env, comps, req, delivery, repo.head())
-        diff = verify_render(repo, plan, cache=False).diff if plan.changes else ""
+        diff = verify_render(repo, plan, locked=False).diff if plan.changes else ""
         return PromotionResult(plan=plan, diff=diff)
 
     with transaction.RepoLock(repo) as lock:
@@ -341,34 +343,48 @@ class RenderCheck:
         _cache_put(repo, self.renderer, env, repo.tree(commit), self.after)
 
 
-def verify_render(repo: GitRepo, plan: Plan, cache: bool = True) -> RenderCheck:
+def verify_render(repo: GitRepo, plan: Plan, locked: bool = True) -> RenderCheck:
     """Render HEAD's tree before and after the edit; refuse any change beyond the image fields.
 
-    The render of an unchanged tree is cached in .git/wealist/cache (keyed by tree id and renderer),
-    so a promotion after a promotion renders only once; on a miss both renders run in parallel.
+    Under the lock the renders run in .git/wealist/render, a copy of HEAD's tree kept up to date
+    incrementally, and the render of an unchanged tree comes from .git/wealist/cache (keyed by tree
+    id and renderer): a promotion after a promotion writes one file and renders once. On a cache
+    miss the edited overlay goes into a sibling directory (same depth, so its relative paths still
+    resolve) and both renders run in parallel. A dry run (no lock) uses a throwaway extraction.
     """
     renderer = find_renderer()
-    tar = repo.run_bytes("archive", "--format=tar", plan.head)
     tree = repo.tree(plan.head)
-    cached = _cache_get(repo, renderer, plan.env, tree) if cache else None
-    import tempfile
+    cached = _cache_get(repo, renderer, plan.env, tree)
+    overlay = plan.env.overlay
+    if not locked:
+        import tempfile
 
-    base = transaction.scratch_dir(repo) if cache else None
-    with tempfile.TemporaryDirectory(prefix="render-", dir=base) as tmp:
-        after_dir = Path(tmp) / "after"
-        _extract(tar, after_dir)
-        write_if_changed(after_dir / plan.path, plan.new_text)
-        if cached is None:
-            before_dir = Path(tmp) / "before"
-            _extract(tar, before_dir)
-            before, after = renderer.build_many([before_dir / plan.env.overlay, after_dir / plan.env.overlay])
-            if cache:
-                _cache_put(repo, renderer, plan.env, tree, before)
+        with tempfile.TemporaryDirectory(prefix="wealist-render-") as tmp:
+            repo.archive(plan.head, Path(tmp))
+            before = cached or renderer.build(Path(tmp) / overlay)
+            write_if_changed(Path(tmp) / plan.path, plan.new_text)
+            after = renderer.build(Path(tmp) / overlay)
+    else:
+        copy = TreeCopy(repo)
+        root = copy.checkout(plan.head)
+        if cached is not None:
+            original = (root / plan.path).read_text(encoding="utf-8")
+            copy.edit(plan.path, plan.new_text)
+            try:
+                before, after = cached, renderer.build(root / overlay)
+            finally:
+                copy.restore(plan.head, plan.path, original)
         else:
-            before, after = cached, renderer.build(after_dir / plan.env.overlay)
-    diff = unified(
-        before, after, f"{plan.env.overlay} (rendered, {plan.head[:10]})", f"{plan.env.overlay} (promoted)"
-    )
+            sibling = root / overlay.parent / f".{overlay.name}.promoted"
+            shutil.rmtree(sibling, ignore_errors=True)
+            shutil.copytree(root / overlay, sibling)
+            try:
+                write_if_changed(sibling / "kustomization.yaml", plan.new_text)
+                before, after = renderer.build_many([root / overlay, sibling])
+            finally:
+                shutil.rmtree(sibling, ignore_errors=True)
+            _cache_put(repo, renderer, plan.env, tree, before)
+    diff = unified(before, after, f"{overlay} (rendered, {plan.head[:10]})", f"{overlay} (promoted)")
     _check_only_images(plan, diff, before, after)
     return RenderCheck(renderer, diff, after)
 
@@ -379,14 +395,6 @@ def unified(before: str, after: str, label_a: str, label_b: str) -> str:
             before.splitlines(True), after.splitlines(True), f"a/{label_a}", f"b/{label_b}", n=3
         )
     )
-
-
-def _extract(tar: bytes, dest: Path) -> None:
-    import io
-    import tarfile
-
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        archive.extractall(dest, filter="data")
 
 
 # An `image:` field as kustomize prints it: `image: X` or `- image: X` (kustomize's output is
@@ -462,7 +470,7 @@ def _cache_key(renderer: Renderer, env: Environment, tree: str) -> str:
 
 
 def _cache_get(repo: GitRepo, renderer: Renderer, env: Environment, tree: str) -> str | None:
-    path = repo.state_dir() / "cache" / _cache_key(renderer, env, tree)
+    path = repo.git_dir / "wealist" / "cache" / _cache_key(renderer, env, tree)  # reading creates nothing
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -110,7 +110,7 @@ def recover(repo: GitRepo) -> str | None:
     target = repo.root / journal.path
     for leftover in target.parent.glob(f".{target.name}.*.tmp"):
         leftover.unlink(missing_ok=True)
-    _clear_index_lock(repo, journal.started)
+    _clear_git_locks(repo, journal.started)
     if repo.head() != journal.head:
         # The commit landed (git moves the branch only once the commit is complete). Make the index
         # agree with it in case the run died before git wrote the index back.
@@ -124,18 +124,27 @@ def recover(repo: GitRepo) -> str | None:
     return message
 
 
-def _clear_index_lock(repo: GitRepo, since: float) -> None:
-    """Remove an index.lock that the interrupted run's git left behind.
+def _clear_git_locks(repo: GitRepo, since: float) -> None:
+    """Remove the lock files the interrupted run's `git commit` left behind: the index, HEAD, the
+    branch, and the temporary index that `git commit -- <path>` builds (next-index-<pid>.lock).
 
-    A git child can outlive its killed parent for a moment, so wait for it briefly; an index.lock
-    older than the journal belongs to somebody else and is left alone.
+    A git child can outlive its killed parent for a moment, so wait for it briefly; a lock older
+    than the journal belongs to somebody else and is left alone.
     """
-    lock = repo.git_dir / "index.lock"
+    branch = repo.branch()
+    candidates = [
+        repo.git_dir / "index.lock",
+        repo.git_dir / "HEAD.lock",
+        *repo.git_dir.glob("next-index-*.lock"),
+    ]
+    if branch:
+        candidates.append(repo.git_dir / "refs" / "heads" / f"{branch}.lock")
     deadline = time.monotonic() + 2.0
-    while lock.exists() and time.monotonic() < deadline:
+    while any(lock.exists() for lock in candidates) and time.monotonic() < deadline:
         time.sleep(0.05)
-    try:
-        if lock.stat().st_mtime >= since - 1:
-            lock.unlink()
-    except FileNotFoundError:
-        pass
+    for lock in candidates:
+        try:
+            if lock.stat().st_mtime >= since - 1:
+                lock.unlink()
+        except FileNotFoundError:
+            pass

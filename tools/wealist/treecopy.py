@@ -1,0 +1,74 @@
+"""A materialised copy of a commit's tree for rendering, kept under .git/wealist/render and updated
+incrementally: between two promotions usually only one file differs, so one file is written instead
+of the whole tree being extracted again (which cost more than kustomize itself).
+
+Only used under the repository lock. A marker file names the tree the copy holds; it is removed
+before the copy changes and written back (by rename) only once the copy matches, so a run killed
+half-way leaves no marker and the next one rebuilds.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tarfile
+from pathlib import Path
+
+from .errors import GitError
+from .gitrepo import GitRepo
+from .kustomization import write_if_changed
+
+
+class TreeCopy:
+    def __init__(self, repo: GitRepo) -> None:
+        self._repo = repo
+        self.root = repo.state_dir() / "render"
+        self._marker = repo.state_dir() / "render.tree"
+
+    def checkout(self, commit: str) -> Path:
+        """Make the copy hold ``commit``'s tree (and nothing else); returns its root."""
+        tree = self._repo.tree(commit)
+        try:
+            current = self._marker.read_text().strip()
+        except FileNotFoundError:
+            current = None
+        if current == tree and self.root.is_dir():
+            return self.root
+        self._marker.unlink(missing_ok=True)
+        if current is None or not self.root.is_dir() or not self._update(current, tree):
+            shutil.rmtree(self.root, ignore_errors=True)
+            self._extract(tree, [])
+        write_if_changed(self._marker, tree + "\n")
+        return self.root
+
+    def edit(self, path: str, text: str) -> None:
+        """Change one file of the copy; the marker goes until ``restore`` puts the original back."""
+        self._marker.unlink(missing_ok=True)
+        write_if_changed(self.root / path, text)
+
+    def restore(self, commit: str, path: str, original: str) -> None:
+        write_if_changed(self.root / path, original)
+        write_if_changed(self._marker, self._repo.tree(commit) + "\n")
+
+    def _update(self, old: str, new: str) -> bool:
+        try:
+            out = self._repo.run(
+                "diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, strip=False
+            )
+        except GitError:
+            return False  # the old tree is gone (gc): rebuild
+        fields = out.split("\0")
+        changed = []
+        for status, path in zip(fields[0::2], fields[1::2], strict=False):
+            if status == "D":
+                (self.root / path).unlink(missing_ok=True)
+            elif path:
+                changed.append(path)
+        if changed:
+            self._extract(new, changed)
+        return True
+
+    def _extract(self, tree: str, paths: list[str]) -> None:
+        data = self._repo.run_bytes("archive", "--format=tar", tree, *(["--", *paths] if paths else []))
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            archive.extractall(self.root, filter="data")
