@@ -221,6 +221,7 @@ def test_long_diffs_are_truncated_to_githubs_body_limit() -> None:
         reason=None,
         rollback_of=None,
         new_text="",
+        old_text="",
     )
     diff = "".join(f"+line {i}\n" for i in range(20_000))
     body = pull_request_body(plan, diff)

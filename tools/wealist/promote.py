@@ -24,7 +24,7 @@ from .errors import ConfigError, PushRejected, RefusedError, UsageError
 from .gitrepo import GitRepo
 from .history import TrailerSet, overlay_images, promotions
 from .images import ImageRef, parse_ref, split_reference
-from .kustomization import ImageEntry, set_images, write_if_changed
+from .kustomization import ImageEntry, read_images, set_images, write_if_changed
 from .render import Renderer, find_renderer
 from .treecopy import TreeCopy
 
@@ -75,6 +75,7 @@ class Plan:
     reason: str | None
     rollback_of: str | None
     new_text: str
+    old_text: str  # the overlay at ``head``
 
     @property
     def path(self) -> str:
@@ -228,7 +229,10 @@ def make_plan(
     delivery: str,
     head: str,
 ) -> Plan:
-    current = overlay_images(repo, env, head)
+    current_text = repo.show(head, str(env.kustomization))
+    if current_text is None:
+        raise ConfigError(f"{env.kustomization} does not exist at {head[:10]}")
+    current = read_images(current_text, str(env.kustomization))
     targets = _targets(repo, cfg, comps, req, head)
     changes: list[Change] = []
     unchanged = []
@@ -256,8 +260,6 @@ def make_plan(
             )
         forced = tuple(violations)
 
-    current_text = repo.show(head, str(env.kustomization))
-    assert current_text is not None
     new_text = set_images(current_text, {c.image: c.new for c in changes}, str(env.kustomization))
     return Plan(
         env=env,
@@ -270,6 +272,7 @@ def make_plan(
         reason=req.message,
         rollback_of=req.rollback_of,
         new_text=new_text,
+        old_text=current_text,
     )
 
 
@@ -368,12 +371,11 @@ def verify_render(repo: GitRepo, plan: Plan, locked: bool = True) -> RenderCheck
         copy = TreeCopy(repo)
         root = copy.checkout(plan.head)
         if cached is not None:
-            original = (root / plan.path).read_text(encoding="utf-8")
             copy.edit(plan.path, plan.new_text)
             try:
                 before, after = cached, renderer.build(root / overlay)
             finally:
-                copy.restore(plan.head, plan.path, original)
+                copy.restore(tree, plan.path, plan.old_text)
         else:
             sibling = root / overlay.parent / f".{overlay.name}.promoted"
             shutil.rmtree(sibling, ignore_errors=True)
@@ -491,9 +493,7 @@ def _cache_put(repo: GitRepo, renderer: Renderer, env: Environment, tree: str, t
 
 def commit_plan(repo: GitRepo, plan: Plan) -> str:
     """Write the overlay and commit it with git, under the journal that heals an interruption."""
-    original = repo.show(plan.head, plan.path)
-    assert original is not None
-    transaction.begin(repo, plan.head, plan.path, original)
+    transaction.begin(repo, plan.head, plan.path, plan.old_text)
     write_if_changed(repo.root / plan.path, plan.new_text)
     commit = repo.commit(plan.message(), [plan.path])
     transaction.finish(repo)

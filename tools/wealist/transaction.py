@@ -96,7 +96,8 @@ def finish(repo: GitRepo) -> None:
 def recover(repo: GitRepo) -> str | None:
     """Heal what a killed run left; returns a sentence for the user when there was something."""
     shutil.rmtree(repo.state_dir() / "tmp", ignore_errors=True)
-    repo.run("worktree", "prune")
+    if (repo.git_dir / "worktrees").is_dir():  # a pull-request delivery was interrupted
+        repo.run("worktree", "prune")
     journal_file = _journal_path(repo)
     try:
         journal = Journal(**json.loads(journal_file.read_text(encoding="utf-8")))

@@ -46,9 +46,10 @@ class TreeCopy:
         self._marker.unlink(missing_ok=True)
         write_if_changed(self.root / path, text)
 
-    def restore(self, commit: str, path: str, original: str) -> None:
+    def restore(self, tree: str, path: str, original: str) -> None:
+        """Put ``path`` back to ``original``: the copy holds ``tree`` again."""
         write_if_changed(self.root / path, original)
-        write_if_changed(self._marker, self._repo.tree(commit) + "\n")
+        write_if_changed(self._marker, tree + "\n")
 
     def _update(self, old: str, new: str) -> bool:
         try:
