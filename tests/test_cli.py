@@ -174,3 +174,20 @@ def test_help_is_fast_because_heavy_modules_load_lazily() -> None:
     code = f"import sys, wealist.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_shell_completion_offers_environments_and_components(world: World) -> None:
+    env = {
+        "COMP_WORDS": "wealist-promote --env ",
+        "COMP_CWORD": "2",
+        "_WEALIST_PROMOTE_COMPLETE": "bash_complete",
+    }
+    assert cli(cwd=world.work, env=env).stdout.split() == ["plain,dev", "plain,prod"]
+    env = {
+        "COMP_WORDS": "wealist promote --component f",
+        "COMP_CWORD": "3",
+        "_WEALIST_COMPLETE": "bash_complete",
+    }
+    assert cli(cwd=world.work, env=env, prog="wealist").stdout.split() == ["plain,frontend"]
+    script = cli(cwd=world.work, env={"_WEALIST_COMPLETE": "bash_source"}, prog="wealist").stdout
+    assert "_wealist_completion" in script

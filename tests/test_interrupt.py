@@ -27,6 +27,16 @@ def overlay_tags(text: str) -> list[str]:
 
 def test_sigkill_at_random_moments(world: World) -> None:
     rng = random.Random(20261125)
+    # Kill within 1.5x the duration of an uninterrupted run on this machine under this load, so the
+    # kills land before, during and after the commit however fast the machine is.
+    started = time.monotonic()
+    subprocess.run(
+        [str(BIN / "wealist-promote"), "--env", "dev", "--tag", "v0.0.1-timing"],
+        cwd=world.work,
+        check=True,
+        capture_output=True,
+    )
+    duration = time.monotonic() - started
     committed = 0
     for attempt in range(KILLS):
         tag = f"v0.{attempt}.0"
@@ -38,7 +48,7 @@ def test_sigkill_at_random_moments(world: World) -> None:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        time.sleep(rng.uniform(0.05, 0.6))
+        time.sleep(rng.uniform(0.1, 1.5) * duration)
         # The whole process group: the tool and any git or kustomize child it is running.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -60,10 +60,30 @@ def format_option(func: F) -> F:
     )(func)
 
 
+def complete_names(kind: str) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion of environment or component names, read from promotion.yaml."""
+
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+        from .config import load_config
+        from .errors import WealistError
+        from .gitrepo import GitRepo
+
+        try:
+            cfg = load_config(GitRepo(ctx.params.get("repo") or Path(".")).root)
+        except WealistError:
+            return []
+        names = [e.name for e in cfg.environments] if kind == "env" else [c.name for c in cfg.components]
+        return [n for n in names if n.startswith(incomplete)]
+
+    return complete
+
+
 def env_option(
     required: bool = True, help_text: str = "Environment (from promotion.yaml)."
 ) -> Callable[[F], F]:
-    return click.option("--env", "env", required=required, metavar="ENV", help=help_text)
+    return click.option(
+        "--env", "env", required=required, metavar="ENV", help=help_text, shell_complete=complete_names("env")
+    )
 
 
 def delivery_options(func: F) -> F:
@@ -75,6 +95,7 @@ def delivery_options(func: F) -> F:
                 "components",
                 multiple=True,
                 metavar="NAME",
+                shell_complete=complete_names("component"),
                 help="Only this component (repeatable; default: all in promotion.yaml).",
             ),
             click.option("-m", "--message", help="Why: goes into the commit body."),
@@ -213,7 +234,13 @@ def cli() -> None:
 @common_options
 @env_option(help_text="Environment to change.")
 @click.option("--tag", metavar="TAG", help="Set this tag (TAG or TAG@sha256:<digest>).")
-@click.option("--from", "source_env", metavar="ENV", help="Copy exactly what ENV runs now (tag and digest).")
+@click.option(
+    "--from",
+    "source_env",
+    metavar="ENV",
+    shell_complete=complete_names("env"),
+    help="Copy exactly what ENV runs now (tag and digest).",
+)
 @click.option(
     "--force", is_flag=True, help="Promote even if the previous environment never ran it (recorded)."
 )
