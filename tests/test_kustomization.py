@@ -61,11 +61,37 @@ def test_missing_new_tag_is_inserted_under_the_name() -> None:
     )
 
 
-def test_tags_that_yaml_would_read_as_numbers_are_quoted() -> None:
+@pytest.mark.parametrize(
+    ("tag", "written"),
+    [
+        ("1.10", '"1.10"'),
+        ("1", '"1"'),
+        ("010", '"010"'),
+        ("1e3", '"1e3"'),
+        ("1_000", '"1_000"'),
+        ("true", '"true"'),
+        ("yes", '"yes"'),
+        ("on", '"on"'),
+        ("Off", '"Off"'),
+        ("null", '"null"'),
+        ("1:30", '"1:30"'),
+        ("v1.10", "v1.10"),
+        ("1.2.3", "1.2.3"),
+        ("1.2.3-rc.1", "1.2.3-rc.1"),
+        ("_x", "_x"),
+    ],
+)
+def test_tags_that_yaml_would_not_read_as_strings_are_quoted(tag: str, written: str) -> None:
+    from ruamel.yaml import YAML
+
     source = "images:\n  - name: a\n    newTag: v1\n"
-    assert set_images(source, {"a": ImageRef("1.10")}) == 'images:\n  - name: a\n    newTag: "1.10"\n'
-    assert set_images(source, {"a": ImageRef("true")}) == 'images:\n  - name: a\n    newTag: "true"\n'
-    assert read_images(set_images(source, {"a": ImageRef("010")}))["a"].ref == ImageRef("010")
+    result = set_images(source, {"a": ImageRef(tag)})
+    assert result == f"images:\n  - name: a\n    newTag: {written}\n"
+    # Read back as the same string under YAML 1.2 (ruamel) and YAML 1.1 rules.
+    assert YAML(typ="safe", pure=True).load(result)["images"][0]["newTag"] == tag
+    legacy = YAML(typ="safe", pure=True)
+    legacy.version = (1, 1)
+    assert legacy.load(result)["images"][0]["newTag"] == tag
 
 
 def test_several_images_in_one_edit() -> None:

@@ -228,3 +228,20 @@ def test_second_promotion_renders_once_from_the_cache(world: World) -> None:
     assert any(tree in p.name for p in cache.iterdir())
     run(world, env="dev", tag="v1.2.0")  # planned against the cached render of v1.1.0
     assert "newTag: v1.2.0" in world.read(DEV)
+
+
+def test_fast_unified_diff_matches_difflib() -> None:
+    import difflib
+    import random
+
+    from wealist.promote import unified
+
+    rng = random.Random(7)
+    before = [f"line {i}\n" for i in range(300)]
+    for _ in range(200):
+        after = list(before)
+        for i in rng.sample(range(300), rng.randint(1, 12)):
+            after[i] = f"changed {i}\n"
+        expected = "".join(difflib.unified_diff(before, after, "a/x", "b/y", n=3))
+        assert unified("".join(before), "".join(after), "x", "y") == expected
+    assert unified("a\n", "a\n", "x", "y") == ""
