@@ -227,6 +227,12 @@ BREAKAGES = [
         "image: wealist/board-api:v0.9 ",
         "outside the overlays",
     ),
+    (
+        "base/frontend/deployment.yaml",
+        "  revisionHistoryLimit: 5",
+        "  revisionHistoryLimt: 5",
+        "schema: Deployment/front-dev/frontend: Additional properties are not allowed ('revisionHistoryLimt'",
+    ),
 ]
 
 

@@ -78,7 +78,7 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     from ruamel.yaml.error import YAMLError
 
     try:
-        data = YAML(typ="safe", pure=True).load(text)
+        data = YAML(typ="safe").load(text)
     except YAMLError as exc:
         from .kustomization import describe_yaml_error
 
