@@ -277,19 +277,29 @@ def _env_value(container: dict[str, Any], name: str) -> dict[str, Any] | None:
     return None
 
 
-def _check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
-    ns = namespace_of("postgres", env.name)
-    sts = _find(objects, "StatefulSet", "postgres", ns)
-    if sts is None:
-        add("postgres", f"StatefulSet/{ns}/postgres", "missing")
-        return
-    subject = _name(sts)
-    spec = sts.get("spec") or {}
-    pod = _pod_spec(sts)
-    main = next((c for c in pod.get("containers") or [] if c.get("name") == "postgres"), None)
+def _workload(
+    objects: list[Object], kind: str, component: str, env: Environment, add: Any
+) -> tuple[Object, dict[str, Any]] | None:
+    """A component's workload (named after the component, in its namespace) and its main container
+    (named likewise); reports what is missing."""
+    ns = namespace_of(component, env.name)
+    obj = _find(objects, kind, component, ns)
+    if obj is None:
+        add(component, f"{kind}/{ns}/{component}", "missing")
+        return None
+    main = next((c for c in _pod_spec(obj).get("containers") or [] if c.get("name") == component), None)
     if main is None:
-        add("postgres", subject, "has no container named postgres")
+        add(component, _name(obj), f"has no container named {component}")
+        return None
+    return obj, main
+
+
+def _check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
+    found = _workload(objects, "StatefulSet", "postgres", env, add)
+    if found is None:
         return
+    sts, main = found
+    ns, subject, spec = namespace_of("postgres", env.name), _name(sts), sts.get("spec") or {}
     image = str(main.get("image", ""))
     if not re.fullmatch(r"postgres:16-alpine(@sha256:[0-9a-f]{64})?|postgres@sha256:[0-9a-f]{64}", image):
         add("postgres", subject, f"image {image} is not postgres:16-alpine (or a digest of it)")
@@ -323,17 +333,11 @@ def _check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
 
 
 def _check_board_api(env: Environment, objects: list[Object], add: Any) -> None:
-    ns = namespace_of("board-api", env.name)
-    deploy = _find(objects, "Deployment", "board-api", ns)
-    if deploy is None:
-        add("board-api", f"Deployment/{ns}/board-api", "missing")
+    found = _workload(objects, "Deployment", "board-api", env, add)
+    if found is None:
         return
-    subject = _name(deploy)
-    pod = _pod_spec(deploy)
-    main = next((c for c in pod.get("containers") or [] if c.get("name") == "board-api"), None)
-    if main is None:
-        add("board-api", subject, "has no container named board-api")
-        return
+    deploy, main = found
+    ns, subject, pod = namespace_of("board-api", env.name), _name(deploy), _pod_spec(deploy)
     if 8000 not in [p.get("containerPort") for p in main.get("ports") or []]:
         add("board-api", subject, "does not listen on container port 8000")
     service = _find(objects, "Service", "board-api-service", ns)
@@ -387,11 +391,11 @@ def _resolve_env(objects: list[Object], ns: str, container: dict[str, Any], name
 
 
 def _check_frontend(env: Environment, objects: list[Object], add: Any) -> None:
-    ns = namespace_of("frontend", env.name)
-    deploy = _find(objects, "Deployment", "frontend", ns)
-    if deploy is None:
-        add("frontend", f"Deployment/{ns}/frontend", "missing")
+    found = _workload(objects, "Deployment", "frontend", env, add)
+    if found is None:
         return
+    deploy, _ = found
+    ns = namespace_of("frontend", env.name)
     if _find(objects, "Service", "frontend-service", ns) is None:
         add("frontend", f"Service/{ns}/frontend-service", "missing")
     for container in _pod_spec(deploy).get("containers") or []:
