@@ -191,3 +191,19 @@ def test_shell_completion_offers_environments_and_components(world: World) -> No
     assert cli(cwd=world.work, env=env, prog="wealist").stdout.split() == ["plain,frontend"]
     script = cli(cwd=world.work, env={"_WEALIST_COMPLETE": "bash_source"}, prog="wealist").stdout
     assert "_wealist_completion" in script
+
+
+def test_masking_hides_url_credentials_and_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wealist.masking import mask
+
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secretvalue123")
+    text = "push to https://x-access-token:ghp_secretvalue123@github.com/w/r.git failed; ghp_secretvalue123"
+    assert mask(text) == "push to https://***@github.com/w/r.git failed; ***"
+
+
+def test_a_credential_in_the_remote_url_never_reaches_the_output(world: World) -> None:
+    git(world.work, "remote", "set-url", "origin", "http://deploy:hunter2secret@127.0.0.1:9/wealist.git")
+    proc = cli("--env", "dev", "--tag", "v1.1.0", "--push", cwd=world.work)
+    assert proc.returncode == 1
+    assert "hunter2secret" not in proc.stdout + proc.stderr
+    assert proc.stderr.startswith("Error: ")

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,7 @@ def test_app_tags_live_only_in_the_aggregate_kustomizations() -> None:
 
 
 def test_checkov_passes_with_every_skip_explained(tmp_path: Path) -> None:
-    checkov = shutil.which("checkov") or str(Path(os.sys.executable).parent / "checkov")
+    checkov = shutil.which("checkov") or str(Path(sys.executable).parent / "checkov")
     for env in ENVS:
         rendered = tmp_path / f"{env}.yaml"
         rendered.write_text(find_renderer().build(ROOT / "overlays" / env))
@@ -228,6 +229,12 @@ BREAKAGES = [
         "outside the overlays",
     ),
     (
+        "overlays/dev/board-api/kustomization.yaml",
+        "DB_HOST=postgres-service.postgresql-dev",
+        "DB_HOST=postgres.postgresql-dev",
+        "postgres.postgresql-dev.svc.cluster.local names no Service of this environment",
+    ),
+    (
         "base/frontend/deployment.yaml",
         "  revisionHistoryLimit: 5",
         "  revisionHistoryLimt: 5",
@@ -270,3 +277,36 @@ def test_promotion_config_matches_the_overlays() -> None:
     for env in cfg.environments:
         images = read_images((ROOT / env.kustomization).read_text())
         assert set(images) == {c.image for c in cfg.components}
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"portz": []}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"replicas": "two"},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "n"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        },
+    ],
+)
+def test_cached_schema_validator_agrees_with_kubernetes_validate(obj: dict) -> None:
+    import kubernetes_validate
+
+    from wealist.validate import KUBERNETES_VERSION, _schema_validator
+
+    try:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        theirs = None
+    except kubernetes_validate.ValidationError as exc:
+        theirs = exc.message
+    ours = next(iter(_schema_validator(obj["apiVersion"], obj["kind"]).iter_errors(obj)), None)
+    assert (ours.message if ours else None) == theirs

@@ -158,6 +158,7 @@ def check_environment(cfg: Config, env: Environment, objects: list[Object], repo
         if obj.get("kind") in WORKLOADS:
             _check_workload(cfg, obj, add)
     _check_references(objects, add)
+    _check_service_names(objects, add)
     _check_scaling(env, cfg, objects, add)
     _check_secrets(env, objects, add)
     _check_network_policies(env, objects, add)
@@ -449,6 +450,34 @@ def _check_workload(cfg: Config, obj: Object, add: Any) -> None:
             add("policy", where, "seccompProfile is not RuntimeDefault or Localhost")
         if sc.get("readOnlyRootFilesystem") is not True:
             add("policy", where, "root filesystem is not read-only")
+
+
+SERVICE_DNS = re.compile(
+    r"\b([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc\.cluster\.local\b"
+)
+
+
+def _check_service_names(objects: list[Object], add: Any) -> None:
+    """Every `<service>.<namespace>.svc.cluster.local` written in a ConfigMap or a container's env
+    must name a Service the environment renders: the namespace transformer never rewrites strings,
+    so a copied overlay keeps pointing at the old environment unless this catches it."""
+    services = {
+        ((o.get("metadata") or {}).get("name"), (o.get("metadata") or {}).get("namespace"))
+        for o in objects
+        if o.get("kind") == "Service"
+    }
+    places: list[tuple[str, str]] = []
+    for obj in objects:
+        if obj.get("kind") == "ConfigMap":
+            places += [(_name(obj), str(v)) for v in (obj.get("data") or {}).values()]
+        if obj.get("kind") in WORKLOADS:
+            places += [
+                (_name(obj), str(e.get("value", ""))) for c in containers(obj) for e in c.get("env") or []
+            ]
+    for subject, value in places:
+        for match in SERVICE_DNS.finditer(value):
+            if (match.group(1), match.group(3)) not in services:
+                add("references", subject, f"{match.group(0)} names no Service of this environment")
 
 
 def _check_references(objects: list[Object], add: Any) -> None:
