@@ -105,3 +105,16 @@ def test_two_runs_in_one_clone_serialise(world: World) -> None:
     assert "newTag: v2.0.0" in overlay and "newTag: v3.0.0" in overlay
     assert git(world.work, "status", "--porcelain") == ""
     assert len(git(world.work, "log", "--format=%H", "--grep=^Wealist-Env: dev").splitlines()) == 2
+
+
+def test_reapplied_edit_keeps_components_that_were_already_there(world: World) -> None:
+    push_promote(world.work, env="dev", tag="v1.1.0", components=("frontend",))
+    other = world.clone("other")
+    world.write("notes.md", "moved\n", other)
+    world.commit_all("the remote moves", other)
+    git(other, "push", "-q", "origin", "main")
+    result = push_promote(world.work, env="dev", tag="v1.1.0")  # frontend is there already
+    assert result.pushed
+    assert [c.component for c in result.plan.changes] == ["board-api"]
+    assert origin_head(world) == world.head()
+    assert git(world.work, "log", "-1", "--format=%s") == "promote(dev): board-api v1.0.0 → v1.1.0"

@@ -321,9 +321,7 @@ def _order_guard(
                     break
         if evidence is None:
             violations.append(f"{change.component} {change.new.short()} has not run in {previous.name}")
-        guarded.append(
-            Change(change.component, change.image, change.rendered_name, change.old, change.new, evidence)
-        )
+        guarded.append(dataclasses.replace(change, evidence=evidence))
     return guarded, violations
 
 
@@ -579,8 +577,11 @@ def _push_direct(
         own = repo.head()
         repo.run("reset", "-q", "--keep", upstream_ref)
         try:
-            retry = dataclasses.replace(req, targets={c.component: c.new for c in result.plan.changes})
-            plan = make_plan(repo, cfg, env, comps, retry, result.plan.delivery, repo.head())
+            # The same edit, exactly: the changed components and their new references.
+            targets = {c.component: c.new for c in result.plan.changes}
+            retry = dataclasses.replace(req, targets=targets)
+            changed = tuple(c for c in comps if c.name in targets)
+            plan = make_plan(repo, cfg, env, changed, retry, result.plan.delivery, repo.head())
             if not plan.changes:
                 result.notes.append(f"{upstream_ref} already runs this; nothing left to push")
                 result.commit = None
