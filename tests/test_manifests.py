@@ -229,6 +229,12 @@ BREAKAGES = [
         "outside the overlays",
     ),
     (
+        "overlays/prod/kustomization.yaml",
+        "  - name: wealist/frontend\n    newTag: v1.0.0\n",
+        "",
+        "promotion.yaml: overlays/prod/kustomization.yaml: no tagged images: entry for wealist/frontend",
+    ),
+    (
         "overlays/dev/board-api/kustomization.yaml",
         "DB_HOST=postgres-service.postgresql-dev",
         "DB_HOST=postgres.postgresql-dev",

@@ -205,7 +205,8 @@ def _print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) 
         if plan.delivery == "pull-request":
             click.echo(
                 f"Dry run: would commit {plan.path} on a new branch {plan.branch_name()} (git worktree, "
-                "git commit), git push it and open a pull request; nothing changed."
+                "git commit), git push it and open a pull request; nothing changed. Planned on HEAD: the "
+                "real run fetches and plans on the remote branch."
             )
         else:
             pushing = " and git push" if push else ""

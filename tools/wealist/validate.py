@@ -102,6 +102,7 @@ def validate(root: Path, crds: Path | None = None) -> Report:
         report.objects[env.name] = len(objects)
         check_environment(cfg, env, objects, report)
     check_image_tags_in_sources(repo_root, cfg, report)
+    check_promotion_config(repo_root, cfg, report)
     crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
     check_argocd(repo_root, cfg, crd_dir, report)
     return report
@@ -851,6 +852,31 @@ def check_image_tags_in_sources(root: Path, cfg: Config, report: Report) -> None
                     "images",
                     str(path.relative_to(root)),
                     "sets newTag: tags belong in the aggregate kustomization",
+                    env.name,
+                )
+
+
+def check_promotion_config(root: Path, cfg: Config, report: Report) -> None:
+    """Every component of promotion.yaml has a tagged images: entry in every environment's overlay
+    (or wealist-promote could not promote it there)."""
+    from .errors import ConfigError
+    from .kustomization import read_images
+
+    for env in cfg.environments:
+        try:
+            images = read_images(
+                (root / env.kustomization).read_text(encoding="utf-8"), str(env.kustomization)
+            )
+        except (OSError, ConfigError) as exc:
+            report.add("promotion.yaml", str(env.kustomization), str(getattr(exc, "message", exc)), env.name)
+            continue
+        for comp in cfg.components:
+            entry = images.get(comp.image)
+            if entry is None or entry.ref is None:
+                report.add(
+                    "promotion.yaml",
+                    str(env.kustomization),
+                    f"no tagged images: entry for {comp.image}",
                     env.name,
                 )
 
