@@ -207,3 +207,9 @@ def test_a_credential_in_the_remote_url_never_reaches_the_output(world: World) -
     assert proc.returncode == 1
     assert "hunter2secret" not in proc.stdout + proc.stderr
     assert proc.stderr.startswith("Error: ")
+
+
+def test_unreadable_config_is_one_line(world: World) -> None:
+    (world.work / "promotion.yaml").unlink()
+    (world.work / "promotion.yaml").mkdir()
+    assert_refused(cli("--env", "dev", "--tag", "v1", cwd=world.work), 1, "cannot read")

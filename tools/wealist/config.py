@@ -125,6 +125,8 @@ def load_config(root: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path} not found: is --repo the weAlist GitOps repository?") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     return parse_config(text)
 
 
