@@ -151,9 +151,6 @@ class GitRepo:
         parts = ref.split("/", 3)
         return (parts[2], parts[3]) if len(parts) == 4 and parts[1] == "remotes" else None
 
-    def remote_url(self, remote: str) -> str:
-        return self.run("remote", "get-url", remote)
-
     def count(self, revision_range: str) -> int:
         return int(self.run("rev-list", "--count", revision_range))
 
