@@ -152,9 +152,11 @@ def test_wealist_umbrella_status_history_render_diff(world: World) -> None:
         "prod differs from dev: board-api v1.0.0 (vs v1.1.0), frontend v1.0.0 (vs v1.1.0)"
     ]
     history = json.loads(cli("history", "--format", "json", cwd=world.work, prog="wealist").stdout)
-    assert [(h["env"], h["images"]) for h in history] == [
-        ("dev", {"board-api": "v1.1.0", "frontend": "v1.1.0"})
+    assert [(h["manual"], h.get("env"), h.get("images")) for h in history] == [
+        (False, "dev", {"board-api": "v1.1.0", "frontend": "v1.1.0"}),
+        (True, None, None),  # the commit that created the overlays
     ]
+    assert history[1]["envs"] == ["dev", "prod"]
     rendered = cli("render", "--env", "dev", cwd=world.work, prog="wealist").stdout
     assert "image: wealist/frontend:v1.1.0" in rendered
     diff = cli("diff", "--env", "dev", "--base", "HEAD~1", cwd=world.work, prog="wealist").stdout

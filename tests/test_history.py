@@ -102,3 +102,20 @@ def test_rollback_dry_run(world: World) -> None:
     result = back(world, "dev", dry_run=True)
     assert result.commit is None and [str(c.new) for c in result.plan.changes] == ["v1.0.0", "v1.0.0"]
     assert Snapshot.take(world.work) == snap
+
+
+def test_audit_shows_hand_edits_of_an_overlay(world: World) -> None:
+    from wealist.history import ManualChange, audit_log
+
+    step(world, env="dev", tag="v1.1.0")
+    prod = "overlays/prod/kustomization.yaml"
+    world.write(prod, world.read(prod).replace("newTag: v1.0.0", "newTag: v6.6.6", 1))
+    hand = world.commit_all("hotfix prod by hand")
+    world.write("notes.md", "unrelated\n")
+    world.commit_all("unrelated change")
+    entries = audit_log(GitRepo(world.work), load_config(world.work))
+    assert isinstance(entries[0], ManualChange) and entries[0].sha == hand and entries[0].envs == ("prod",)
+    assert entries[1].env == "dev"  # the promotion
+    assert len(entries) == 3  # and the initial commit; the unrelated change is not listed
+    only_dev = audit_log(GitRepo(world.work), load_config(world.work), env="dev", limit=1)
+    assert [e.env for e in only_dev] == ["dev"]  # type: ignore[union-attr]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from .history import Promotion, Status
+    from .history import ManualChange, Promotion, Status
     from .promote import PromotionResult
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -354,21 +354,30 @@ def _print_status(result: Status) -> None:
 )
 @format_option
 def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
-    """Promotions, read from the commits' trailers (git is the audit log)."""
+    """Every change to the environments, from git alone: promotions (read from their trailers) and
+    any commit that edited an overlay's kustomization.yaml by other means, flagged as manual."""
     from .config import load_config
     from .gitrepo import GitRepo
-    from .history import promotions
+    from .history import ManualChange, audit_log
 
     git = GitRepo(repo)
-    if env is not None:
-        load_config(git.root).env(env)
-    entries = promotions(git, env=env, limit=limit)
+    entries = audit_log(git, load_config(git.root), env=env, limit=limit)
     if fmt == "json":
-        click.echo(json.dumps([_promotion_json(p) for p in entries], indent=2))
+        click.echo(json.dumps([_history_json(p) for p in entries], indent=2))
         return
     if not entries:
-        click.echo("No promotions yet.")
+        click.echo("No changes to the environments yet.")
     for p in entries:
+        when = p.date[:16].replace("T", " ")
+        if isinstance(p, ManualChange):
+            warning = f"manual edit, not via wealist: {p.subject!r}"
+            click.echo(
+                f"{p.sha[:10]}  {when}  {','.join(p.envs):<6} "
+                + click.style(warning, fg="yellow")
+                + f"  — {p.author}",
+                color=_color(),
+            )
+            continue
         images = ", ".join(
             f"{comp} {(p.previous.get(comp).short() if p.previous.get(comp) else '(unset)')} → "  # type: ignore[union-attr]
             f"{ref.short()}"
@@ -377,11 +386,17 @@ def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
         extra = f" from {p.source_env}" if p.source_env else ""
         extra += " (rollback)" if p.rollback_of else ""
         extra += " (forced)" if p.forced else ""
-        click.echo(f"{p.sha[:10]}  {p.date[:16].replace('T', ' ')}  {p.env:<6} {images}{extra}  — {p.author}")
+        click.echo(f"{p.sha[:10]}  {when}  {p.env:<6} {images}{extra}  — {p.author}")
 
 
-def _promotion_json(p: Promotion) -> dict[str, object]:
+def _history_json(p: Promotion | ManualChange) -> dict[str, object]:
+    from .history import ManualChange
+
+    if isinstance(p, ManualChange):
+        base = {"commit": p.sha, "author": p.author, "date": p.date, "subject": p.subject}
+        return {**base, "manual": True, "envs": list(p.envs)}
     return {
+        "manual": False,
         "commit": p.sha,
         "author": p.author,
         "date": p.date,

@@ -108,6 +108,40 @@ def promotions(
     return result
 
 
+@dataclass(frozen=True)
+class ManualChange:
+    """A commit that changed an environment's kustomization without promotion trailers: a hand
+    edit, or the commit that created the overlay. The audit shows it so nothing is invisible."""
+
+    sha: str
+    author: str
+    date: str
+    subject: str
+    envs: tuple[str, ...]
+
+
+def audit_log(
+    repo: GitRepo, cfg: Config, env: str | None = None, limit: int | None = None
+) -> list[Promotion | ManualChange]:
+    """Every commit that changed an environment's kustomization.yaml, newest first."""
+    envs = [cfg.env(env)] if env else list(cfg.environments)
+    touched = {
+        e.name: set(repo.run("log", "--format=%H", "HEAD", "--", str(e.kustomization)).split()) for e in envs
+    }
+    result: list[Promotion | ManualChange] = []
+    for entry in repo.log("HEAD", "--", *(str(e.kustomization) for e in envs)):
+        promotion = parse_promotion(entry)
+        if promotion is not None:
+            if env is None or promotion.env == env:
+                result.append(promotion)
+        else:
+            names = tuple(e.name for e in envs if entry.sha in touched[e.name])
+            result.append(ManualChange(entry.sha, entry.author, entry.date, entry.subject, names))
+        if limit is not None and len(result) >= limit:
+            break
+    return result
+
+
 def overlay_images(repo: GitRepo, env: Environment, rev: str = "HEAD") -> dict[str, ImageEntry]:
     text = repo.show(rev, str(env.kustomization))
     if text is None:
