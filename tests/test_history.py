@@ -26,8 +26,8 @@ def step(world: World, **kwargs: object) -> str:
 def back(
     world: World, env: str, to: str | None = None, components: tuple[str, ...] = (), **kw: object
 ) -> object:
-    options = {"message": None, "dry_run": False, "push": False, "delivery": "direct", **kw}
-    return rollback(world.work, env, to, components, log=lambda _m: None, **options)  # type: ignore[arg-type]
+    request = PromotionRequest(env=env, components=components, delivery="direct", **kw)  # type: ignore[arg-type]
+    return rollback(world.work, request, to, lambda _m: None)
 
 
 def test_history_reads_trailers_newest_first(world: World) -> None:

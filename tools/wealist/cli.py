@@ -301,11 +301,13 @@ def rollback_cmd(
     fmt: str,
 ) -> None:
     """Return an environment to an earlier state with a new commit (history is never rewritten)."""
+    from .promote import PromotionRequest
     from .rollback import rollback
 
-    result = rollback(
-        repo, env, to, components, message=message, dry_run=dry_run, push=push, delivery=delivery, log=_log
+    request = PromotionRequest(
+        env=env, components=components, message=message, dry_run=dry_run, push=push, delivery=delivery
     )
+    result = rollback(repo, request, to, _log)
     _print_result(result, fmt, dry_run, push)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from .config import load_config
@@ -12,22 +13,16 @@ from .images import ImageRef, parse_ref
 from .promote import Log, PromotionRequest, PromotionResult, promote
 
 
-def rollback(
-    root: Path,
-    env_name: str,
-    to: str | None,
-    components: tuple[str, ...],
-    *,
-    message: str | None,
-    dry_run: bool,
-    push: bool,
-    delivery: str | None,
-    log: Log,
-) -> PromotionResult:
+def rollback(root: Path, request: PromotionRequest, to: str | None, log: Log) -> PromotionResult:
+    """Roll ``request.env`` back: to ``to`` (a tag that ran there), or undo its last promotion.
+
+    ``request`` carries the environment, the selected components and the delivery options; the
+    targets are found here, in the environment's own history.
+    """
     repo = GitRepo(root)
     cfg = load_config(repo.root)
-    env = cfg.env(env_name)
-    selected = {c.name for c in cfg.select(components)}
+    env = cfg.env(request.env)
+    selected = {c.name for c in cfg.select(request.components)}
     wanted = parse_ref(to) if to is not None else None
     history = promotions(repo, env=env.name)
     relevant = [p for p in history if selected & p.images.keys()]
@@ -56,14 +51,5 @@ def rollback(
                 f"{wanted} never ran in {env.name} for {', '.join(missing)}: cannot roll back to it"
             )
         undone = relevant[0].sha
-    request = PromotionRequest(
-        env=env.name,
-        components=tuple(targets),
-        targets=targets,
-        rollback_of=undone,
-        message=message,
-        dry_run=dry_run,
-        push=push,
-        delivery=delivery,
-    )
-    return promote(repo.root, request, log)
+    final = dataclasses.replace(request, components=tuple(targets), targets=targets, rollback_of=undone)
+    return promote(repo.root, final, log)
