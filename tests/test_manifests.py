@@ -229,6 +229,12 @@ BREAKAGES = [
         "outside the overlays",
     ),
     (
+        "base/postgres/statefulset.yaml",
+        "terminationGracePeriodSeconds: 120",
+        "terminationGracePeriodSeconds: 30",
+        "terminationGracePeriodSeconds below 60",
+    ),
+    (
         "overlays/prod/kustomization.yaml",
         "  - name: wealist/frontend\n    newTag: v1.0.0\n",
         "",

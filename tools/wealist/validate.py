@@ -329,6 +329,20 @@ def _check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
         command = " ".join(((main.get(probe) or {}).get("exec") or {}).get("command") or [])
         if "pg_isready" not in command:
             add("postgres", subject, f"{probe} does not run pg_isready")
+    pre_stop = " ".join(
+        ((((main.get("lifecycle") or {}).get("preStop") or {}).get("exec")) or {}).get("command") or []
+    )
+    if "-m fast" not in pre_stop:
+        add(
+            "postgres",
+            subject,
+            "no preStop fast shutdown (pg_ctl stop -m fast): SIGTERM waits for every client",
+        )
+    if (
+        int(sts.get("spec", {}).get("template", {}).get("spec", {}).get("terminationGracePeriodSeconds", 30))
+        < 60
+    ):
+        add("postgres", subject, "terminationGracePeriodSeconds below 60: too short to checkpoint")
     client = _find(objects, "Service", "postgres-service", ns)
     if client is None or 5432 not in [p.get("port") for p in (client.get("spec") or {}).get("ports") or []]:
         add("postgres", f"Service/{ns}/postgres-service", "missing, or not on port 5432")
