@@ -429,9 +429,9 @@ def render_cmd(repo: Path, env: str) -> None:
 @click.option("--against", "against", metavar="ENV", help="Instead: what promoting --from ENV would change.")
 def diff_cmd(repo: Path, env: str, base: str, against: str | None) -> None:
     """Rendered difference, for review (unified diff; empty when nothing differs)."""
-    from .review import diff_against_env, diff_against_ref
+    from .review import diff_against_env, diffs_against_ref
 
-    diff = diff_against_env(repo, env, against) if against else diff_against_ref(repo, env, base)
+    diff = diff_against_env(repo, env, against) if against else diffs_against_ref(repo, [env], base)[env]
     _echo_diff(diff)
 
 

@@ -88,17 +88,9 @@ def _free_branch(repo: GitRepo, remote: str, wanted: str, tree: str) -> tuple[st
         tips = [t for t in (remote_heads.get(name), local) if t]
         if not tips:
             return name, None
-        if all(_has_object(repo, t) and repo.tree(t) == tree for t in tips):
+        if all(repo.has_commit(t) and repo.tree(t) == tree for t in tips):
             return name, remote_heads.get(name)
     raise RefusedError(f"branches {wanted} to {wanted}-99 all exist: delete merged promotion branches")
-
-
-def _has_object(repo: GitRepo, sha: str) -> bool:
-    try:
-        repo.run("cat-file", "-e", f"{sha}^{{commit}}")
-    except GitError:
-        return False
-    return True
 
 
 def pull_request_body(plan: Plan, diff: str) -> str:

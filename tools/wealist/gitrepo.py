@@ -118,9 +118,10 @@ class GitRepo:
                 "no git identity: set it with git config user.name and git config user.email"
             ) from None
 
-    def archive(self, rev: str, dest: Path) -> None:
-        """Materialise the tree of ``rev`` in ``dest`` (no .git, nothing from the work tree)."""
-        data = self.run_bytes("archive", "--format=tar", rev)
+    def archive(self, rev: str, dest: Path, paths: list[str] | None = None) -> None:
+        """Materialise the tree of ``rev`` (or only ``paths`` of it) in ``dest``: no .git, nothing
+        from the work tree."""
+        data = self.run_bytes("archive", "--format=tar", rev, *(["--", *paths] if paths else []))
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(dest, filter="data")
 
@@ -140,6 +141,13 @@ class GitRepo:
             )
             entries.append(LogEntry(sha, author, date, subject, trailers))
         return entries
+
+    def has_commit(self, sha: str) -> bool:
+        try:
+            self.run("cat-file", "-e", f"{sha}^{{commit}}")
+        except GitError:
+            return False
+        return True
 
     def upstream(self) -> tuple[str, str] | None:
         """(remote, branch) the current branch tracks, or None."""

@@ -10,7 +10,7 @@ from .config import load_config
 from .errors import ConfigError
 from .forge import BODY_LIMIT, GitHub, fit_lines
 from .gitrepo import GitRepo
-from .review import diff_against_ref
+from .review import diffs_against_ref
 
 MARKER = "<!-- wealist:rendered-diff -->"
 SHARED_PATHS = ("base/", "promotion.yaml")  # a change here can change every environment
@@ -32,7 +32,9 @@ def touched_environments(root: Path, base: str) -> list[str]:
 
 
 def rendered_diffs(root: Path, base: str) -> list[EnvDiff]:
-    return [EnvDiff(env, diff_against_ref(root, env, base)) for env in touched_environments(root, base)]
+    envs = touched_environments(root, base)
+    diffs = diffs_against_ref(root, envs, base) if envs else {}
+    return [EnvDiff(env, diffs[env]) for env in envs]
 
 
 def comment_body(diffs: list[EnvDiff], base: str) -> str:

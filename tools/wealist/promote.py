@@ -367,7 +367,7 @@ def verify_render(repo: GitRepo, plan: Plan, locked: bool = True) -> RenderCheck
             after = renderer.build(Path(tmp) / overlay)
     else:
         copy = TreeCopy(repo)
-        root = copy.checkout(plan.head)
+        root = copy.checkout(tree)
         if cached is not None:
             copy.edit(plan.path, plan.new_text)
             try:

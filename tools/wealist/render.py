@@ -32,13 +32,29 @@ class Renderer:
             raise RenderError(f"kustomize build {path} failed: {message}")
         return proc.stdout
 
-    def build_many(self, paths: Iterable[Path]) -> list[str]:
-        """Render several directories at once, one process per core (kustomize is single-threaded)."""
+    def build_each(self, paths: Iterable[Path]) -> list[str | RenderError]:
+        """Render several directories at once, one process per core; each result is the rendered
+        text or that directory's error (validate reports every failing environment)."""
+
+        def attempt(path: Path) -> str | RenderError:
+            try:
+                return self.build(path)
+            except RenderError as exc:
+                return exc
+
         paths = list(paths)
         if len(paths) < 2:
-            return [self.build(p) for p in paths]
+            return [attempt(p) for p in paths]
         with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
-            return list(pool.map(self.build, paths))
+            return list(pool.map(attempt, paths))
+
+    def build_many(self, paths: Iterable[Path]) -> list[str]:
+        """Render several directories at once; the first failure is raised."""
+        results = self.build_each(paths)
+        for result in results:
+            if isinstance(result, RenderError):
+                raise result
+        return [r for r in results if isinstance(r, str)]
 
 
 def find_renderer() -> Renderer:

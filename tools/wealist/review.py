@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -19,20 +18,28 @@ def render_env(root: Path, env_name: str) -> str:
     return find_renderer().build(repo.root / env.overlay)
 
 
-def diff_against_ref(root: Path, env_name: str, base: str) -> str:
-    """Rendered difference from ``base`` (a commit, branch or tag) to the work tree."""
+def diffs_against_ref(root: Path, env_names: list[str], base: str) -> dict[str, str]:
+    """Rendered difference from ``base`` (a commit, branch or tag) to the work tree, per environment:
+    ``base`` is extracted once and all the renders run in parallel."""
     repo = GitRepo(root)
-    env = load_config(repo.root).env(env_name)
+    cfg = load_config(repo.root)
+    envs = [cfg.env(name) for name in env_names]
     commit = repo.rev(base)
-    renderer = find_renderer()
     with tempfile.TemporaryDirectory(prefix="wealist-diff-") as tmp:
         repo.archive(commit, Path(tmp))
-        before, after = renderer.build_many([Path(tmp) / env.overlay, repo.root / env.overlay])
-    return unified(before, after, f"{env.overlay} (rendered, {base})", f"{env.overlay} (rendered, work tree)")
+        texts = find_renderer().build_many(
+            [Path(tmp) / e.overlay for e in envs] + [repo.root / e.overlay for e in envs]
+        )
+    return {
+        e.name: unified(
+            before, after, f"{e.overlay} (rendered, {base})", f"{e.overlay} (rendered, work tree)"
+        )
+        for e, before, after in zip(envs, texts[: len(envs)], texts[len(envs) :], strict=True)
+    }
 
 
 def diff_against_env(root: Path, env_name: str, source: str) -> str:
     """What ``--from SOURCE`` would change in ``env_name``: a dry-run promotion, guard not applied."""
     request = PromotionRequest(env=env_name, source_env=source, dry_run=True, force=True)
-    result = promote(root, dataclasses.replace(request), lambda _msg: None)
+    result = promote(root, request, lambda _msg: None)
     return result.diff

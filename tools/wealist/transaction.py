@@ -22,6 +22,7 @@ from .gitrepo import GitRepo
 from .kustomization import write_if_changed
 
 LOCK_WAIT_SECONDS = 60.0
+SCRATCH = "tmp"  # .git/wealist/tmp: worktrees of interrupted pull-request deliveries are cleared
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def _journal_path(repo: GitRepo) -> Path:
 
 def scratch_dir(repo: GitRepo) -> Path:
     """Where scratch trees live; emptied by every run that takes the lock."""
-    path = repo.state_dir() / "tmp"
+    path = repo.state_dir() / SCRATCH
     path.mkdir(exist_ok=True)
     return path
 
@@ -95,7 +96,7 @@ def finish(repo: GitRepo) -> None:
 
 def recover(repo: GitRepo) -> str | None:
     """Heal what a killed run left; returns a sentence for the user when there was something."""
-    shutil.rmtree(repo.state_dir() / "tmp", ignore_errors=True)
+    shutil.rmtree(repo.state_dir() / SCRATCH, ignore_errors=True)
     if (repo.git_dir / "worktrees").is_dir():  # a pull-request delivery was interrupted
         repo.run("worktree", "prune")
     journal_file = _journal_path(repo)

@@ -9,9 +9,7 @@ half-way leaves no marker and the next one rebuilds.
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 from pathlib import Path
 
 from .errors import GitError
@@ -25,9 +23,8 @@ class TreeCopy:
         self.root = repo.state_dir() / "render"
         self._marker = repo.state_dir() / "render.tree"
 
-    def checkout(self, commit: str) -> Path:
-        """Make the copy hold ``commit``'s tree (and nothing else); returns its root."""
-        tree = self._repo.tree(commit)
+    def checkout(self, tree: str) -> Path:
+        """Make the copy hold ``tree`` (and nothing else); returns its root."""
         try:
             current = self._marker.read_text().strip()
         except FileNotFoundError:
@@ -37,7 +34,7 @@ class TreeCopy:
         self._marker.unlink(missing_ok=True)
         if current is None or not self.root.is_dir() or not self._update(current, tree):
             shutil.rmtree(self.root, ignore_errors=True)
-            self._extract(tree, [])
+            self._repo.archive(tree, self.root)
         write_if_changed(self._marker, tree + "\n")
         return self.root
 
@@ -66,10 +63,5 @@ class TreeCopy:
             elif path:
                 changed.append(path)
         if changed:
-            self._extract(new, changed)
+            self._repo.archive(new, self.root, changed)
         return True
-
-    def _extract(self, tree: str, paths: list[str]) -> None:
-        data = self._repo.run_bytes("archive", "--format=tar", tree, *(["--", *paths] if paths else []))
-        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-            archive.extractall(self.root, filter="data")

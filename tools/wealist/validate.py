@@ -77,19 +77,8 @@ def validate(root: Path, crds: Path | None = None) -> Report:
     cfg = load_config(repo_root)
     report = Report()
     renderer = find_renderer()
-    texts: dict[str, str | RenderError] = {}
-    paths = [repo_root / env.overlay for env in cfg.environments]
-    from concurrent.futures import ThreadPoolExecutor
-
-    def build(path: Path) -> str | RenderError:
-        try:
-            return renderer.build(path)
-        except RenderError as exc:
-            return exc
-
-    with ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1))) as pool:
-        for env, result in zip(cfg.environments, pool.map(build, paths), strict=True):
-            texts[env.name] = result
+    results = renderer.build_each(repo_root / env.overlay for env in cfg.environments)
+    texts = {env.name: result for env, result in zip(cfg.environments, results, strict=True)}
 
     rendered: dict[str, list[Object]] = {}
     for env in cfg.environments:
