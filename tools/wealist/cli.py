@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,9 +29,8 @@ def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> Non
     _debug = _debug or value
 
 
-def common_options(func: F) -> F:
-    """--repo and --debug, shared by every command."""
-    func = click.option(
+def debug_option(func: F) -> F:
+    return click.option(
         "--debug",
         is_flag=True,
         expose_value=False,
@@ -39,6 +38,10 @@ def common_options(func: F) -> F:
         callback=_set_debug,
         help="Show tracebacks of unexpected errors.",
     )(func)
+
+
+def common_options(func: F) -> F:
+    """--repo and --debug, shared by every command that works on the repository."""
     return click.option(
         "--repo",
         "repo",
@@ -46,7 +49,7 @@ def common_options(func: F) -> F:
         default=".",
         show_default="the git top level of the working directory",
         help="The GitOps repository.",
-    )(func)
+    )(debug_option(func))
 
 
 def format_option(func: F) -> F:
@@ -116,6 +119,12 @@ def delivery_options(func: F) -> F:
     return func
 
 
+def _table(rows: Sequence[tuple[str, ...]], indent: str = "") -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
 def _log(message: str) -> None:
     from .masking import mask
 
@@ -137,6 +146,8 @@ def _echo_diff(diff: str) -> None:
 
 
 def _print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) -> None:
+    from .images import show
+
     plan = result.plan
     assert plan is not None
     if fmt == "json":
@@ -180,21 +191,19 @@ def _print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) 
     rows = [("COMPONENT", "FROM", "TO", "WHY ALLOWED")] + [
         (
             c.component,
-            c.old.short() if c.old else "(unset)",
+            show(c.old),
             c.new.short(),
             c.evidence
             or ("rollback" if plan.rollback_of else "first environment" if not plan.forced else "--force"),
         )
         for c in plan.changes
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
     head = "Would" if dry_run else "Plan:"
     click.echo(
         f"{head} {'roll back' if plan.rollback_of else 'promote'} {plan.env.name} "
         f"({plan.delivery}) on {plan.head[:10]}:"
     )
-    for row in rows:
-        click.echo("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _table(rows, indent="  ")
     for reason in plan.forced:
         click.echo(click.style(f"  forced: {reason}", fg="yellow"), color=_color())
     if plan.unchanged:
@@ -329,19 +338,16 @@ def status_cmd(repo: Path, fmt: str) -> None:
 
 
 def _print_status(result: Status) -> None:
+    from .images import show
+
     rows = [("COMPONENT", *result.environments)] + [
         (
             comp,
-            *(
-                (result.running[env][comp].short() if result.running[env][comp] else "(unset)")  # type: ignore[union-attr]
-                for env in result.environments
-            ),
+            *(show(result.running[env][comp]) for env in result.environments),
         )
         for comp in result.components
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _table(rows)
     for lag in result.lags:
         click.echo(click.style(lag, fg="yellow"), color=_color())
     if not result.lags:
@@ -361,6 +367,7 @@ def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
     from .config import load_config
     from .gitrepo import GitRepo
     from .history import ManualChange, audit_log
+    from .images import show
 
     git = GitRepo(repo)
     entries = audit_log(git, load_config(git.root), env=env, limit=limit)
@@ -381,9 +388,7 @@ def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
             )
             continue
         images = ", ".join(
-            f"{comp} {(p.previous.get(comp).short() if p.previous.get(comp) else '(unset)')} → "  # type: ignore[union-attr]
-            f"{ref.short()}"
-            for comp, ref in p.images.items()
+            f"{comp} {show(p.previous.get(comp))} → {ref.short()}" for comp, ref in p.images.items()
         )
         extra = f" from {p.source_env}" if p.source_env else ""
         extra += " (rollback)" if p.rollback_of else ""
@@ -502,14 +507,7 @@ def pr_comment_cmd(repo: Path, base: str, number: int) -> None:
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."
 )
-@click.option(
-    "--debug",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=_set_debug,
-    help="Show tracebacks of unexpected errors.",
-)
+@debug_option
 def seal_cmd(
     cert: Path,
     namespace: str,

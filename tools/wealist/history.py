@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .config import Config, Environment
 from .gitrepo import GitRepo, LogEntry
-from .images import ImageRef, split_reference
+from .images import ImageRef, show, split_reference
 from .kustomization import ImageEntry, read_images
 
 ENV_TRAILER = "Wealist-Env"
@@ -178,7 +178,7 @@ def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
     lags = []
     for prev, env in zip(cfg.environments, cfg.environments[1:], strict=False):
         behind = [
-            f"{c.name} {_show(running[env.name][c.name])} (vs {_show(running[prev.name][c.name])})"
+            f"{c.name} {show(running[env.name][c.name])} (vs {show(running[prev.name][c.name])})"
             for c in cfg.components
             if running[env.name][c.name] != running[prev.name][c.name]
         ]
@@ -187,7 +187,3 @@ def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
     return Status(
         tuple(e.name for e in cfg.environments), tuple(c.name for c in cfg.components), running, lags
     )
-
-
-def _show(ref: ImageRef | None) -> str:
-    return ref.short() if ref else "(unset)"

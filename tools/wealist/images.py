@@ -25,6 +25,11 @@ class ImageRef:
         return f"{self.tag}@{self.digest[:19]}…" if self.digest else self.tag
 
 
+def show(ref: ImageRef | None) -> str:
+    """For tables and subjects: the short form, or "(unset)" for an entry without a tag."""
+    return ref.short() if ref else "(unset)"
+
+
 def parse_ref(value: str) -> ImageRef:
     """Parse ``TAG`` or ``TAG@sha256:<64 hex>``; a malformed value is a usage error (exit 2)."""
     tag, sep, digest = value.partition("@")

@@ -23,7 +23,7 @@ from .config import Component, Config, Environment, load_config
 from .errors import ConfigError, PushRejected, RefusedError, UsageError
 from .gitrepo import GitRepo
 from .history import TrailerSet, overlay_images, promotions
-from .images import ImageRef, parse_ref, split_reference
+from .images import ImageRef, parse_ref, show, split_reference
 from .kustomization import ImageEntry, read_images, set_images, write_if_changed
 from .render import Renderer, find_renderer
 from .treecopy import TreeCopy
@@ -83,9 +83,7 @@ class Plan:
 
     def subject(self) -> str:
         verb = "rollback" if self.rollback_of else "promote"
-        parts = ", ".join(
-            f"{c.component} {c.old.short() if c.old else '(unset)'} → {c.new.short()}" for c in self.changes
-        )
+        parts = ", ".join(f"{c.component} {show(c.old)} → {c.new.short()}" for c in self.changes)
         return f"{verb}({self.env.name}): {parts}"
 
     def message(self) -> str:
