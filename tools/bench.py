@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,22 +40,30 @@ GIT_ENV = {
 }
 
 
-def sh(cmd: list[str] | str, cwd: Path, env: dict[str, str] | None = None) -> None:
+def sh(cmd: list[str] | str, cwd: Path, env: dict[str, str] | None = None, check: bool = True) -> None:
     subprocess.run(
         cmd,
         cwd=cwd,
         shell=isinstance(cmd, str),
-        check=True,
+        check=check,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, **GIT_ENV, **(env or {})},
     )
 
 
+def repeat(action: Callable[[], object], n: int) -> list[float]:
+    """Wall time of ``n`` runs of ``action``, in seconds."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def timed(cmd: list[str] | str, cwd: Path) -> float:
-    start = time.perf_counter()
-    sh(cmd, cwd)
-    return time.perf_counter() - start
+    return repeat(lambda: sh(cmd, cwd), 1)[0]
 
 
 def summary(name: str, values: list[float], unit: str = "ms") -> float:
@@ -68,7 +77,6 @@ def summary(name: str, values: list[float], unit: str = "ms") -> float:
 
 
 def renderer() -> list[str]:
-    sys.path.insert(0, str(REPO / "tools"))
     from wealist.render import find_renderer
 
     return list(find_renderer().argv)
@@ -210,8 +218,7 @@ def scale(where: Path, n: int, render: list[str]) -> None:
     print("scale: 40 components x 6 environments, generated from the real base")
     big = generate(where, 40, 6)
     tool, baseline = world(big, where / "w6")
-    ratio = report_pairs("  promotion of env0 (40 images):", pairs(tool, baseline, "env0", n, render))
-    del ratio
+    report_pairs("  promotion of env0 (40 images):", pairs(tool, baseline, "env0", n, render))
 
     small = generate(where, 40, 2)
     tool2, _ = world(small, where / "w2")
@@ -224,35 +231,24 @@ def scale(where: Path, n: int, render: list[str]) -> None:
     m2 = summary("40 components, 2 environments", two)
     print(f"  6 vs 2 environments: {m6 / m2:.2f}x")
 
-    serial = []
-    for _ in range(3):
-        start = time.perf_counter()
-        for env in range(6):
-            sh([*render, f"overlays/env{env}"], tool)
-        serial.append(time.perf_counter() - start)
-    sys.path.insert(0, str(REPO / "tools"))
     from wealist.config import load_config
     from wealist.render import find_renderer
 
-    cfg = load_config(tool)
-    parallel = []
-    for _ in range(3):
-        start = time.perf_counter()
-        find_renderer().build_many([tool / e.overlay for e in cfg.environments])
-        parallel.append(time.perf_counter() - start)
+    overlays = [tool / e.overlay for e in load_config(tool).environments]
+
+    def render_serially() -> None:
+        for overlay in overlays:
+            sh([*render, str(overlay)], tool)
+
+    serial = repeat(render_serially, 3)
+    parallel = repeat(lambda: find_renderer().build_many(overlays), 3)
     print(f"  rendering all 6 environments on {os.cpu_count()} cores:")
     s = summary("serial sum of the 6 renders", serial)
     p = summary("wealist's parallel render (validate's first step)", parallel)
     print(f"  parallel / serial: {p / s:.2f}x")
     # The generated components are not weAlist's, so validate reports findings (exit 1): only its
     # time is of interest here.
-    runs = []
-    for _ in range(3):
-        start = time.perf_counter()
-        subprocess.run(
-            [str(BIN / "wealist"), "validate", "--format", "json"], cwd=tool, capture_output=True, check=False
-        )
-        runs.append(time.perf_counter() - start)
+    runs = repeat(lambda: sh([str(BIN / "wealist"), "validate", "--format", "json"], tool, check=False), 3)
     v = summary("wealist validate (render all + every check)", runs)
     print(f"  validate / serial sum of renders: {v / s:.2f}x")
 
