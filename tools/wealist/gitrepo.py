@@ -163,16 +163,17 @@ class GitRepo:
         return int(self.run("rev-list", "--count", revision_range))
 
     def state_dir(self) -> Path:
-        """``.git/wealist``: the lock, the interruption journal, scratch trees, the render cache."""
-        path = self.git_dir / "wealist"
-        path.mkdir(exist_ok=True)
-        return path
+        """``.git/wealist``: the lock, the interruption journal, scratch trees, the render cache.
+        Only a path: whoever writes there creates it (the lock does, first), so reading creates
+        nothing."""
+        return self.git_dir / "wealist"
 
     # -- writing -------------------------------------------------------------------------------
 
     def commit(self, message: str, paths: list[str]) -> str:
         """Commit exactly ``paths`` (their work-tree content) with git itself; returns the new HEAD."""
         message_file = self.state_dir() / "COMMIT_MSG"
+        message_file.parent.mkdir(exist_ok=True)
         message_file.write_text(message, encoding="utf-8")
         try:
             self.run("commit", "-q", "--no-edit", "-F", str(message_file), "--", *paths)

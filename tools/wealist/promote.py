@@ -504,7 +504,7 @@ def _cache_key(renderer: Renderer, env: Environment, tree: str) -> str:
 
 
 def _cache_get(repo: GitRepo, renderer: Renderer, env: Environment, tree: str) -> str | None:
-    path = repo.git_dir / "wealist" / "cache" / _cache_key(renderer, env, tree)  # reading creates nothing
+    path = repo.state_dir() / "cache" / _cache_key(renderer, env, tree)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -513,7 +513,7 @@ def _cache_get(repo: GitRepo, renderer: Renderer, env: Environment, tree: str) -
 
 def _cache_put(repo: GitRepo, renderer: Renderer, env: Environment, tree: str, text: str) -> None:
     directory = repo.state_dir() / "cache"
-    directory.mkdir(exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     write_if_changed(directory / _cache_key(renderer, env, tree), text)
     entries = sorted(directory.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in entries[CACHE_ENTRIES:]:

@@ -43,6 +43,7 @@ class RepoLock:
         self.recovered: str | None = None
 
     def __enter__(self) -> RepoLock:
+        self._repo.state_dir().mkdir(exist_ok=True)
         path = self._repo.state_dir() / "lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + self._timeout
@@ -81,11 +82,12 @@ def _journal_path(repo: GitRepo) -> Path:
 def scratch_dir(repo: GitRepo) -> Path:
     """Where scratch trees live; emptied by every run that takes the lock."""
     path = repo.state_dir() / SCRATCH
-    path.mkdir(exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def begin(repo: GitRepo, head: str, path: str, original: str) -> None:
+    repo.state_dir().mkdir(exist_ok=True)
     text = json.dumps(asdict(Journal(head, path, original, time.time())))
     write_if_changed(_journal_path(repo), text)
 
