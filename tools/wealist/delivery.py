@@ -15,11 +15,14 @@ from .errors import ForgeError, GitError, RefusedError
 from .forge import BODY_LIMIT, GitHub, compare_url, fit_lines
 from .gitrepo import GitRepo
 from .kustomization import write_if_changed
-from .promote import Log, Plan, PromotionResult, remote_branch
+from .promote import Log, Plan, PromotionResult
 
 
-def deliver_pull_request(repo: GitRepo, cfg: Config, plan: Plan, diff: str, log: Log) -> PromotionResult:
-    remote, base = remote_branch(repo)
+def deliver_pull_request(
+    repo: GitRepo, cfg: Config, plan: Plan, diff: str, target: tuple[str, str], log: Log
+) -> PromotionResult:
+    """``target`` is (remote, branch): where the branch is pushed and what the pull request merges into."""
+    remote, base = target
     commit = _commit_in_worktree(repo, plan)
     branch, replaces = _free_branch(repo, remote, plan.branch_name(), repo.tree(commit))
     repo.run("branch", "-f", branch, commit)

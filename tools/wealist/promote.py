@@ -160,8 +160,8 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
             log(lock.recovered)
         repo.identity()
         _check_clean(repo, env)
-        publishing = req.push or delivery == "pull-request"
-        head = _publish_base(repo, delivery) if publishing else repo.head()
+        target = remote_branch(repo) if req.push or delivery == "pull-request" else None
+        head = _publish_base(repo, delivery, target) if target else repo.head()
         plan = make_plan(repo, cfg, env, comps, req, delivery, head)
         if not plan.changes:
             return PromotionResult(plan=plan)
@@ -169,12 +169,13 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
         if delivery == "pull-request":
             from .delivery import deliver_pull_request
 
-            return deliver_pull_request(repo, cfg, plan, check.diff, log)
+            assert target is not None
+            return deliver_pull_request(repo, cfg, plan, check.diff, target, log)
         commit = commit_plan(repo, plan)
         check.remember(repo, env, commit)
         result = PromotionResult(plan=plan, diff=check.diff, commit=commit, branch=repo.branch())
-        if req.push:
-            _push_direct(repo, cfg, env, comps, req, result, log)
+        if target is not None:
+            _push_direct(repo, cfg, env, comps, req, result, target, log)
         return result
 
 
@@ -199,13 +200,13 @@ def remote_branch(repo: GitRepo) -> tuple[str, str]:
     return upstream
 
 
-def _publish_base(repo: GitRepo, delivery: str) -> str:
+def _publish_base(repo: GitRepo, delivery: str, target: tuple[str, str]) -> str:
     """Fetch the remote branch; the commit a published promotion is planned on.
 
     A pull request is planned on the remote tip, so it holds only the promotion whatever the local
     branch has; a direct push refuses to publish unpushed local commits along with it.
     """
-    remote, branch = remote_branch(repo)
+    remote, branch = target
     repo.fetch(remote, branch)
     if delivery == "pull-request":
         return repo.rev(f"{remote}/{branch}")
@@ -539,11 +540,12 @@ def _push_direct(
     comps: tuple[Component, ...],
     req: PromotionRequest,
     result: PromotionResult,
+    target: tuple[str, str],
     log: Log,
 ) -> None:
     """Push; when the remote moved, re-apply the same edit on it (compare-and-swap) and retry."""
     assert result.plan is not None
-    remote, branch = remote_branch(repo)
+    remote, branch = target
     expected = {c.component: c.old for c in result.plan.changes}
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         try:
