@@ -53,3 +53,7 @@ class ForgeError(WealistError):
 
 class ValidationFailed(WealistError):
     """wealist validate found problems (the report has been printed)."""
+
+
+class RehearsalFailed(WealistError):
+    """wealist rehearse found an environment that would not start (the report has been printed)."""
