@@ -114,7 +114,7 @@ def test_promote_prints_plan_diff_and_commit(world: World) -> None:
     out = proc.stdout
     assert out.startswith("Plan: promote dev (direct) on ")
     assert "  board-api  v1.0.0  v1.1.0  first environment" in out
-    assert "-        image: wealist/board-api:v1.0.0\n+        image: wealist/board-api:v1.1.0" in out
+    assert "-        image: k3d-wealist-registry:5000/wealist/board-api:v1.0.0\n+        image: k3d-wealist-registry:5000/wealist/board-api:v1.1.0" in out
     assert f"Committed {world.head()[:10]} on main: promote(dev): board-api v1.0.0 → v1.1.0" in out
     assert "\x1b[" not in out  # plain when piped
 
@@ -158,11 +158,11 @@ def test_wealist_umbrella_status_history_render_diff(world: World) -> None:
     ]
     assert history[1]["envs"] == ["dev", "prod"]
     rendered = cli("render", "--env", "dev", cwd=world.work, prog="wealist").stdout
-    assert "image: wealist/frontend:v1.1.0" in rendered
+    assert "image: k3d-wealist-registry:5000/wealist/frontend:v1.1.0" in rendered
     diff = cli("diff", "--env", "dev", "--base", "HEAD~1", cwd=world.work, prog="wealist").stdout
-    assert "+        image: wealist/board-api:v1.1.0" in diff
+    assert "+        image: k3d-wealist-registry:5000/wealist/board-api:v1.1.0" in diff
     against = cli("diff", "--env", "prod", "--against", "dev", cwd=world.work, prog="wealist").stdout
-    assert "+        image: wealist/board-api:v1.1.0" in against
+    assert "+        image: ghcr.io/wealist/board-api:v1.1.0" in against
 
 
 def test_unexpected_errors_are_one_line_without_debug(world: World) -> None:

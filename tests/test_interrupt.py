@@ -65,7 +65,7 @@ def test_sigkill_at_random_moments(world: World) -> None:
         if new_head != head:
             committed += 1
             assert git(world.work, "rev-parse", "HEAD~1") == head
-            assert f"Wealist-Image: board-api=wealist/board-api:{tag}" in git(
+            assert f"Wealist-Image: board-api=k3d-wealist-registry:5000/wealist/board-api:{tag}" in git(
                 world.work, "log", "-1", "--format=%B"
             )
             assert overlay_tags(git(world.work, "show", f"HEAD:{DEV}")) == [tag, tag]

@@ -35,7 +35,7 @@ def report() -> Report:
 
 def test_every_invariant_holds(report: Report) -> None:
     assert [str(f) for f in report.findings] == []
-    assert report.objects == {"dev": 25, "prod": 29}
+    assert report.objects == {"dev": 31, "prod": 35}
 
 
 @needs_crds
@@ -85,13 +85,18 @@ def test_prod_has_no_plaintext_credential() -> None:
     sealed = {
         (o["metadata"]["namespace"], o["metadata"]["name"]) for o in objects if o["kind"] == "SealedSecret"
     }
-    assert sealed == {("postgresql-prod", "postgres-credentials"), ("board-api-prod", "board-api-db")}
+    assert sealed == {
+        ("postgresql-prod", "postgres-credentials"),
+        ("postgresql-prod", "board-api-db"),
+        ("board-api-prod", "board-api-db"),
+    }
     assert "PASSWORD=" not in rendered and "dev-only" not in rendered
 
 
 def test_dev_secrets_are_generated_and_visibly_dev_only() -> None:
     secrets = [o for o in render("dev") if o["kind"] == "Secret"]
-    assert len(secrets) == 2
+    # postgres-credentials, and board-api's login in both namespaces that need it
+    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["board-api-dev", "postgresql-dev", "postgresql-dev"]
     for secret in secrets:
         password = next(v for k, v in secret["data"].items() if "PASSWORD" in k)
         assert base64.b64decode(password).decode().startswith("dev-only")
@@ -204,7 +209,7 @@ BREAKAGES = [
         "targetPort web is no container port",
     ),
     (
-        "base/board-api/kustomization.yaml",
+        "base/board-api/deployment.yaml",
         'sync-wave: "1"',
         'sync-wave: "5"',
         "board-api (wave 5) must sync before",
@@ -236,7 +241,7 @@ BREAKAGES = [
     ),
     (
         "overlays/prod/kustomization.yaml",
-        "  - name: wealist/frontend\n    newTag: v1.0.0\n",
+        "  - name: wealist/frontend\n    newName: ghcr.io/wealist/frontend\n    newTag: v1.0.0\n",
         "",
         "promotion.yaml: overlays/prod/kustomization.yaml: no tagged images: entry for wealist/frontend",
     ),

@@ -70,7 +70,7 @@ def test_pr_comment_is_posted_once_then_updated(world: World, github: FakeGitHub
     assert len(github.comments) == 1
     body = github.comments[0]["body"]
     assert body.startswith(MARKER) and "<b>dev</b>: 4 changed lines" in body and "<b>prod</b>" not in body
-    assert "+        image: wealist/board-api:v1.1.0" in body
+    assert "+        image: k3d-wealist-registry:5000/wealist/board-api:v1.1.0" in body
     posted = [(r.method, r.path) for r in github.requests]
     assert posted[-1] == ("POST", "/repos/wealist/wealist-gitops/issues/7/comments")
 

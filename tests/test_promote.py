@@ -29,13 +29,13 @@ def test_tag_promotion_commits_only_the_overlay_with_readable_trailers(world: Wo
         "promote(dev): board-api v1.0.0 → v1.1.0, frontend v1.0.0 → v1.1.0\n\n"
         "ship the board filters\n\n"
         "Wealist-Env: dev\n"
-        "Wealist-Image: board-api=wealist/board-api:v1.1.0\n"
-        "Wealist-Image: frontend=wealist/frontend:v1.1.0\n"
-        "Wealist-Previous: board-api=wealist/board-api:v1.0.0\n"
-        "Wealist-Previous: frontend=wealist/frontend:v1.0.0"
+        "Wealist-Image: board-api=k3d-wealist-registry:5000/wealist/board-api:v1.1.0\n"
+        "Wealist-Image: frontend=k3d-wealist-registry:5000/wealist/frontend:v1.1.0\n"
+        "Wealist-Previous: board-api=k3d-wealist-registry:5000/wealist/board-api:v1.0.0\n"
+        "Wealist-Previous: frontend=k3d-wealist-registry:5000/wealist/frontend:v1.0.0"
     )
     assert git(world.work, "status", "--porcelain") == ""
-    assert "+        image: wealist/board-api:v1.1.0" in result.diff
+    assert "+        image: k3d-wealist-registry:5000/wealist/board-api:v1.1.0" in result.diff
 
 
 def test_commit_is_made_by_git_so_hooks_run(world: World) -> None:
@@ -51,8 +51,8 @@ def test_only_selected_components_change(world: World) -> None:
     assert [c.component for c in result.plan.changes] == ["frontend"]
     assert "board-api" not in git(world.work, "log", "-1", "--format=%B")
     images = world.read(DEV)
-    assert "name: wealist/board-api\n    newTag: v1.0.0" in images
-    assert "name: wealist/frontend\n    newTag: v2" in images
+    assert "name: wealist/board-api\n    newName: k3d-wealist-registry:5000/wealist/board-api\n    newTag: v1.0.0" in images
+    assert "name: wealist/frontend\n    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v2" in images
 
 
 def test_nothing_to_change_makes_no_commit(world: World) -> None:
@@ -65,7 +65,7 @@ def test_nothing_to_change_makes_no_commit(world: World) -> None:
 def test_digest_pin_and_unpin(world: World) -> None:
     run(world, env="dev", tag=f"v1.1.0@{DIGEST}", components=("board-api",))
     assert f"newTag: v1.1.0\n    digest: {DIGEST}\n" in world.read(DEV)
-    assert f"board-api=wealist/board-api:v1.1.0@{DIGEST}" in git(world.work, "log", "-1", "--format=%B")
+    assert f"board-api=k3d-wealist-registry:5000/wealist/board-api:v1.1.0@{DIGEST}" in git(world.work, "log", "-1", "--format=%B")
     run(world, env="dev", tag="v1.2.0", components=("board-api",))
     assert "digest" not in world.read(DEV)
 
@@ -106,7 +106,7 @@ def test_dry_run_changes_nothing_at_all(world: World) -> None:
     result = run(world, env="dev", tag="v1.1.0", dry_run=True)
     assert result.commit is None
     assert [str(c.new) for c in result.plan.changes] == ["v1.1.0", "v1.1.0"]
-    assert "-        image: wealist/board-api:v1.0.0" in result.diff
+    assert "-        image: k3d-wealist-registry:5000/wealist/board-api:v1.0.0" in result.diff
     assert Snapshot.take(world.work) == snap
     assert not state_dir.exists()
 
@@ -196,7 +196,7 @@ replacements:
 
 
 def test_missing_images_entry_is_reported(world: World) -> None:
-    world.write(DEV, world.read(DEV).replace("  - name: wealist/frontend\n    newTag: v1.0.0\n", ""))
+    world.write(DEV, world.read(DEV).replace("  - name: wealist/frontend\n    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v1.0.0\n", ""))
     world.commit_all("drop the frontend entry")
     with pytest.raises(ConfigError, match="no images: entry for wealist/frontend"):
         run(world, env="dev", tag="v1.1.0")

@@ -69,10 +69,10 @@ def test_pull_request_is_opened_with_table_and_diff(dev_released: World, github:
     assert created["title"] == "promote(prod): board-api v1.0.0 → v1.1.0, frontend v1.0.0 → v1.1.0"
     assert (created["head"], created["base"]) == ("promote/prod/v1.1.0", "main")
     assert (
-        "| board-api | v1.0.0 | **v1.1.0** | `wealist/board-api:v1.1.0` | running in dev now |"
+        "| board-api | v1.0.0 | **v1.1.0** | `ghcr.io/wealist/board-api:v1.1.0` | running in dev now |"
         in created["body"]
     )
-    assert "```diff\n" in created["body"] and "+      - image: wealist/frontend:v1.1.0" in created["body"]
+    assert "```diff\n" in created["body"] and "+      - image: ghcr.io/wealist/frontend:v1.1.0" in created["body"]
     assert "> release 1.1" in created["body"]
     assert github.requests[2].body == {"labels": ["promotion", "env:prod"]}
 

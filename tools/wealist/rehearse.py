@@ -764,7 +764,7 @@ class Rehearsal:
                 return None
             if probe is None or self._probe(sandbox, running, probe).code == 0:
                 what = "startup probe" if "startupProbe" in main else "readiness probe"
-                self.step(f"{name}: {label}", True, f"initialised and serving; {what} passed", started)
+                self.step(f"{name}: {label}", True, f"serving; {what} passed", started)
                 return running
             time.sleep(0.3)
         self.step(

@@ -29,6 +29,12 @@ NAMESPACE_PREFIX = {"postgres": "postgresql", "board-api": "board-api", "fronten
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 STATELESS = ("board-api", "frontend")
 WAVE = "argocd.argoproj.io/sync-wave"
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+# Kinds whose Argo CD health may lag for reasons outside the sync (an HPA is Degraded until metrics
+# exist, an Ingress Progressing until its controller publishes an address, a claim of a
+# WaitForFirstConsumer class Pending until a pod uses it): a wave waits for them, the last does not.
+LAGGING_KINDS = ("HorizontalPodAutoscaler", "Ingress", "PersistentVolumeClaim")
+STARTUP_BUDGET = 600  # seconds a database's startup probe must allow for crash recovery
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,14 @@ def validate(root: Path, crds: Path | None = None) -> Report:
     check_image_tags_in_sources(repo_root, cfg, report)
     check_promotion_config(repo_root, cfg, report)
     crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
-    check_argocd(repo_root, cfg, crd_dir, report)
+    kinds = {(_group(o), str(o.get("kind"))) for objects in rendered.values() for o in objects}
+    check_argocd(repo_root, cfg, crd_dir, report, kinds)
     return report
+
+
+def _group(obj: Object) -> str:
+    api_version = str(obj.get("apiVersion", ""))
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
 # -- one environment ---------------------------------------------------------------------------
@@ -132,7 +144,9 @@ def _pod_spec(obj: Object) -> dict[str, Any]:
 
 
 def _pod_labels(obj: Object) -> dict[str, str]:
-    return (((obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    from .rehearse import pod_labels
+
+    return pod_labels(obj)
 
 
 def check_environment(cfg: Config, env: Environment, objects: list[Object], report: Report) -> None:
@@ -153,6 +167,11 @@ def check_environment(cfg: Config, env: Environment, objects: list[Object], repo
     _check_secrets(env, objects, add)
     _check_network_policies(env, objects, add)
     _check_sync_waves(env, objects, add)
+    _check_lagging_waves(objects, add)
+    _check_data_kept(objects, add)
+    for obj in objects:
+        if obj.get("kind") in WORKLOADS:
+            _check_startable(obj, add)
 
 
 def _check_schemas(objects: list[Object], add: Any) -> None:
@@ -314,10 +333,19 @@ def _check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
     for var in ("POSTGRES_USER", "POSTGRES_PASSWORD"):
         if "secretKeyRef" not in ((_env_value(main, var) or {}).get("valueFrom") or {}):
             add("postgres", subject, f"{var} does not come from a Secret")
-    for probe in ("readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         command = " ".join(((main.get(probe) or {}).get("exec") or {}).get("command") or [])
         if "pg_isready" not in command:
             add("postgres", subject, f"{probe} does not run pg_isready")
+    startup = main.get("startupProbe") or {}
+    budget = int(startup.get("periodSeconds", 10)) * int(startup.get("failureThreshold", 3))
+    if startup and budget < STARTUP_BUDGET:
+        add(
+            "postgres",
+            subject,
+            f"startupProbe allows {budget} s: crash recovery may need longer (at least {STARTUP_BUDGET} s), "
+            "and a restart starts it over",
+        )
     pre_stop = " ".join(
         ((((main.get("lifecycle") or {}).get("preStop") or {}).get("exec")) or {}).get("command") or []
     )
@@ -372,6 +400,8 @@ def _check_board_api(env: Environment, objects: list[Object], add: Any) -> None:
     url = (_env_value(main, "DATABASE_URL") or {}).get("value", "")
     if url and not all(f"$({v})" in url for v in ("DB_HOST", "DB_PORT", "DB_NAME")):
         add("board-api", subject, "DATABASE_URL must be composed from $(DB_HOST), $(DB_PORT) and $(DB_NAME)")
+    if not main.get("startupProbe"):
+        add("board-api", subject, "no startupProbe: a slow start would be killed by the liveness probe")
     waits = [
         c
         for c in pod.get("initContainers") or []
@@ -432,7 +462,8 @@ def _check_workload(cfg: Config, obj: Object, add: Any) -> None:
             for res in ("cpu", "memory"):
                 if res not in (resources.get(kind) or {}):
                     add("policy", where, f"no {kind}.{res}")
-        if container.get("name") not in init_names:
+        # Init containers and the containers of Jobs run to completion: no probes.
+        if container.get("name") not in init_names and obj.get("kind") not in ("Job", "CronJob"):
             for probe in ("readinessProbe", "livenessProbe"):
                 if not container.get(probe):
                     add("policy", where, f"no {probe}")
@@ -831,6 +862,96 @@ def _check_sync_waves(env: Environment, objects: list[Object], add: Any) -> None
             add("sync-waves", env.name, f"{first} (wave {a}) must sync before {second} (wave {b})")
 
 
+def _check_lagging_waves(objects: list[Object], add: Any) -> None:
+    """Objects whose health may lag sit in the last wave, so they never hold back a workload."""
+    others = [_wave(o) for o in objects if o.get("kind") not in LAGGING_KINDS]
+    last = max(others, default=0)
+    for obj in objects:
+        if obj.get("kind") in LAGGING_KINDS and _wave(obj) < last:
+            add(
+                "sync-waves",
+                _name(obj),
+                f"in wave {_wave(obj)}, before wave {last}: its health may lag (no metrics, no load "
+                "balancer, no consumer yet) and Argo CD would wait on it; move it to the last wave",
+            )
+
+
+def _check_data_kept(objects: list[Object], add: Any) -> None:
+    """What holds data survives deleting the Application: Prune=false,Delete=false on the
+    StatefulSet with volume claims, on every standalone claim and on their namespaces."""
+    holders = [
+        o
+        for o in objects
+        if o.get("kind") == "PersistentVolumeClaim"
+        or (o.get("kind") == "StatefulSet" and (o.get("spec") or {}).get("volumeClaimTemplates"))
+    ]
+    namespaces = {(o.get("metadata") or {}).get("namespace") for o in holders}
+    holders += [
+        o
+        for o in objects
+        if o.get("kind") == "Namespace" and (o.get("metadata") or {}).get("name") in namespaces
+    ]
+    for obj in holders:
+        options = str(((obj.get("metadata") or {}).get("annotations") or {}).get(SYNC_OPTIONS, ""))
+        missing = [o for o in ("Prune=false", "Delete=false") if o not in options]
+        if missing:
+            add(
+                "data",
+                _name(obj),
+                f"holds data but lacks {SYNC_OPTIONS}: {','.join(missing)} (deleting the Application "
+                "would delete it, and the volumes with it)",
+            )
+        policy = ((obj.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}).get(
+            "whenDeleted"
+        )
+        if policy == "Delete":
+            add("data", _name(obj), "persistentVolumeClaimRetentionPolicy.whenDeleted: Delete drops the data")
+
+
+URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<userinfo>[^/@\s]*)@")
+VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def _check_startable(obj: Object, add: Any) -> None:
+    """What static reading can tell of a command that would never work (the rehearsal runs them)."""
+    for container in containers(obj):
+        where = f"{_name(obj)} container {container.get('name')}"
+        env = {item.get("name"): item for item in container.get("env") or []}
+        secret_vars = {name for name, item in env.items() if "secretKeyRef" in (item.get("valueFrom") or {})}
+        for name, item in env.items():
+            for match in URL_USERINFO.finditer(str(item.get("value", ""))):
+                leaked = [v for v in VAR_REF.findall(match["userinfo"]) if v in secret_vars]
+                if leaked:
+                    add(
+                        "credentials",
+                        where,
+                        f"{name} puts {', '.join(leaked)} (from a Secret) into a URL unencoded: a password "
+                        "with @ : / # % breaks it; pass credentials as PGUSER/PGPASSWORD",
+                    )
+        if "PGUSER" in env:
+            continue
+        for text in _commands(container):
+            if re.search(r"\bpg_isready\b", text) and not re.search(r"(?:^|\s)(?:-U|--username)\b", text):
+                add(
+                    "startable",
+                    where,
+                    "runs pg_isready without a user name (-U or PGUSER): for a uid without a passwd "
+                    "entry it exits 3 (no attempt) without asking the server, forever",
+                )
+                break
+
+
+def _commands(container: dict[str, Any]) -> list[str]:
+    """Every command line the container runs: its own, its probes', its lifecycle hooks'."""
+    texts = [" ".join(str(p) for p in [*(container.get("command") or []), *(container.get("args") or [])])]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        texts.append(" ".join(((container.get(probe) or {}).get("exec") or {}).get("command") or []))
+    for hook in ("postStart", "preStop"):
+        handler = ((container.get("lifecycle") or {}).get(hook) or {}).get("exec") or {}
+        texts.append(" ".join(handler.get("command") or []))
+    return [t for t in texts if t]
+
+
 # -- the sources -------------------------------------------------------------------------------
 
 
@@ -882,6 +1003,20 @@ def check_promotion_config(root: Path, cfg: Config, report: Report) -> None:
                     f"no tagged images: entry for {comp.image}",
                     env.name,
                 )
+            elif not _qualified(entry.rendered_name):
+                report.add(
+                    "images",
+                    str(env.kustomization),
+                    f"{entry.rendered_name} names no registry, so it resolves to Docker Hub (where anyone "
+                    "may publish it): set newName to the registry the cluster pulls from",
+                    env.name,
+                )
+
+
+def _qualified(name: str) -> bool:
+    """Whether an image name starts with a registry host (a dot, a port, or localhost)."""
+    first, sep, _ = name.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
 
 
 def _yaml_files(root: Path) -> Iterable[Path]:
@@ -892,7 +1027,9 @@ def _yaml_files(root: Path) -> Iterable[Path]:
 # -- Argo CD -----------------------------------------------------------------------------------
 
 
-def check_argocd(root: Path, cfg: Config, crds: Path | None, report: Report) -> None:
+def check_argocd(
+    root: Path, cfg: Config, crds: Path | None, report: Report, kinds: set[tuple[str, str]]
+) -> None:
     from ruamel.yaml import YAML
 
     documents: list[tuple[str, Object]] = []
@@ -919,7 +1056,7 @@ def check_argocd(root: Path, cfg: Config, crds: Path | None, report: Report) -> 
                     f"{source} {doc['kind']}/{doc['metadata']['name']}",
                     f"{error.message} at /{at}",
                 )
-    _check_argocd_semantics(cfg, documents, report)
+    _check_argocd_semantics(cfg, documents, report, kinds)
 
 
 def load_crd_schemas(directory: Path) -> dict[str, dict[str, Any]]:
@@ -960,7 +1097,9 @@ def _strict(schema: Any, top: bool = False) -> Any:
     return result
 
 
-def _check_argocd_semantics(cfg: Config, documents: list[tuple[str, Object]], report: Report) -> None:
+def _check_argocd_semantics(
+    cfg: Config, documents: list[tuple[str, Object]], report: Report, kinds: set[tuple[str, str]]
+) -> None:
     apps = {d["metadata"]["name"]: d for _, d in documents if d.get("kind") == "Application"}
     projects = {d["metadata"]["name"]: d for _, d in documents if d.get("kind") == "AppProject"}
     project = projects.get("wealist")
@@ -975,6 +1114,19 @@ def _check_argocd_semantics(cfg: Config, documents: list[tuple[str, Object]], re
                 "argocd",
                 "AppProject/wealist",
                 f"destinations {sorted(destinations)} are not the environments' namespaces",
+            )
+        # Argo CD refuses to sync a kind the project does not list: the sync fails at that object.
+        allowed = {
+            (str(w.get("group", "")), str(w.get("kind", "")))
+            for key in ("clusterResourceWhitelist", "namespaceResourceWhitelist")
+            for w in spec.get(key) or []
+        }
+        for group, kind in sorted(kinds - allowed):
+            report.add(
+                "argocd",
+                "AppProject/wealist",
+                f"does not permit {kind} ({group or 'core'}), which the environments render: Argo CD "
+                "would refuse to sync it",
             )
         repos = spec.get("sourceRepos") or []
         if len(repos) != 1 or "*" in repos[0]:
