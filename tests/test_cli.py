@@ -114,7 +114,10 @@ def test_promote_prints_plan_diff_and_commit(world: World) -> None:
     out = proc.stdout
     assert out.startswith("Plan: promote dev (direct) on ")
     assert "  board-api  v1.0.0  v1.1.0  first environment" in out
-    assert "-        image: k3d-wealist-registry:5000/wealist/board-api:v1.0.0\n+        image: k3d-wealist-registry:5000/wealist/board-api:v1.1.0" in out
+    assert (
+        "-        image: k3d-wealist-registry:5000/wealist/board-api:v1.0.0\n"
+        "+        image: k3d-wealist-registry:5000/wealist/board-api:v1.1.0"
+    ) in out
     assert f"Committed {world.head()[:10]} on main: promote(dev): board-api v1.0.0 → v1.1.0" in out
     assert "\x1b[" not in out  # plain when piped
 

@@ -79,7 +79,10 @@ def test_rollback_to_a_tag_restores_its_digest_and_skips_the_order_guard(world: 
     step(world, env="dev", tag="v1.3.0")  # dev moved on: v1.1.0 no longer runs there
     back(world, "prod", to="v1.1.0", components=("board-api",))
     prod = world.read("overlays/prod/kustomization.yaml")
-    assert f"name: wealist/board-api\n    newName: ghcr.io/wealist/board-api\n    newTag: v1.1.0\n    digest: {DIGEST}" in prod
+    assert (
+        "name: wealist/board-api\n    newName: ghcr.io/wealist/board-api\n"
+        f"    newTag: v1.1.0\n    digest: {DIGEST}" in prod
+    )
     assert "name: wealist/frontend\n    newName: ghcr.io/wealist/frontend\n    newTag: v1.2.0" in prod
 
 

@@ -96,7 +96,11 @@ def test_prod_has_no_plaintext_credential() -> None:
 def test_dev_secrets_are_generated_and_visibly_dev_only() -> None:
     secrets = [o for o in render("dev") if o["kind"] == "Secret"]
     # postgres-credentials, and board-api's login in both namespaces that need it
-    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["board-api-dev", "postgresql-dev", "postgresql-dev"]
+    assert sorted(s["metadata"]["namespace"] for s in secrets) == [
+        "board-api-dev",
+        "postgresql-dev",
+        "postgresql-dev",
+    ]
     for secret in secrets:
         password = next(v for k, v in secret["data"].items() if "PASSWORD" in k)
         assert base64.b64decode(password).decode().startswith("dev-only")
@@ -256,6 +260,69 @@ BREAKAGES = [
         "  revisionHistoryLimit: 5",
         "  revisionHistoryLimt: 5",
         "schema: Deployment/front-dev/frontend: Additional properties are not allowed ('revisionHistoryLimt'",
+    ),
+    # What would keep the first deploy from starting, as far as reading can tell (the rehearsal runs it).
+    (
+        "base/board-api/deployment.yaml",
+        ' -U "$DB_USER" -t 2',
+        " -t 2",
+        "container wait-for-postgres: runs pg_isready without a user name",
+    ),
+    (
+        "base/board-api/deployment.yaml",
+        "value: postgresql://$(DB_HOST):$(DB_PORT)/$(DB_NAME)",
+        "value: postgresql://$(DB_USER):$(DB_PASSWORD)@$(DB_HOST):$(DB_PORT)/$(DB_NAME)",
+        "DATABASE_URL puts DB_USER, DB_PASSWORD (from a Secret) into a URL unencoded",
+    ),
+    (
+        "overlays/dev/kustomization.yaml",
+        "    newName: k3d-wealist-registry:5000/wealist/frontend\n",
+        "",
+        "wealist/frontend names no registry, so it resolves to Docker Hub",
+    ),
+    (
+        "overlays/prod/board-api/hpa.yaml",
+        'sync-wave: "3"',
+        'sync-wave: "1"',
+        "HorizontalPodAutoscaler/board-api-prod/board-api: in wave 1, before wave 3: its health may lag",
+    ),
+    (
+        "overlays/dev/frontend/ingress.yaml",
+        'sync-wave: "3"',
+        'sync-wave: "2"',
+        "Ingress/front-dev/frontend: in wave 2, before wave 3",
+    ),
+    (
+        "base/postgres/statefulset.yaml",
+        "sync-options: Prune=false,Delete=false",
+        "sync-options: Prune=false",
+        "postgres: holds data but lacks argocd.argoproj.io/sync-options: Delete=false",
+    ),
+    (
+        "overlays/dev/postgres/namespace.yaml",
+        "sync-options: Prune=false,Delete=false",
+        "sync-options: Delete=false",
+        "Namespace/postgresql-dev: holds data but lacks argocd.argoproj.io/sync-options: Prune=false",
+    ),
+    (
+        "base/postgres/statefulset.yaml",
+        "failureThreshold: 180",
+        "failureThreshold: 12",
+        "startupProbe allows 120 s: crash recovery may need longer",
+    ),
+    (
+        "base/board-api/deployment.yaml",
+        "          startupProbe:\n            httpGet:\n              path: /health\n"
+        "              port: http\n            periodSeconds: 2\n            timeoutSeconds: 2\n"
+        "            failureThreshold: 30\n",
+        "",
+        "board-api: Deployment/board-api-dev/board-api: no startupProbe",
+    ),
+    (
+        "argocd/apps/project-wealist.yaml",
+        "    - group: batch\n      kind: CronJob\n",
+        "",
+        "AppProject/wealist: does not permit CronJob (batch)",
     ),
 ]
 

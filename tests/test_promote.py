@@ -51,8 +51,14 @@ def test_only_selected_components_change(world: World) -> None:
     assert [c.component for c in result.plan.changes] == ["frontend"]
     assert "board-api" not in git(world.work, "log", "-1", "--format=%B")
     images = world.read(DEV)
-    assert "name: wealist/board-api\n    newName: k3d-wealist-registry:5000/wealist/board-api\n    newTag: v1.0.0" in images
-    assert "name: wealist/frontend\n    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v2" in images
+    assert (
+        "name: wealist/board-api\n"
+        "    newName: k3d-wealist-registry:5000/wealist/board-api\n    newTag: v1.0.0" in images
+    )
+    assert (
+        "name: wealist/frontend\n    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v2"
+        in images
+    )
 
 
 def test_nothing_to_change_makes_no_commit(world: World) -> None:
@@ -65,7 +71,9 @@ def test_nothing_to_change_makes_no_commit(world: World) -> None:
 def test_digest_pin_and_unpin(world: World) -> None:
     run(world, env="dev", tag=f"v1.1.0@{DIGEST}", components=("board-api",))
     assert f"newTag: v1.1.0\n    digest: {DIGEST}\n" in world.read(DEV)
-    assert f"board-api=k3d-wealist-registry:5000/wealist/board-api:v1.1.0@{DIGEST}" in git(world.work, "log", "-1", "--format=%B")
+    assert f"board-api=k3d-wealist-registry:5000/wealist/board-api:v1.1.0@{DIGEST}" in git(
+        world.work, "log", "-1", "--format=%B"
+    )
     run(world, env="dev", tag="v1.2.0", components=("board-api",))
     assert "digest" not in world.read(DEV)
 
@@ -196,7 +204,14 @@ replacements:
 
 
 def test_missing_images_entry_is_reported(world: World) -> None:
-    world.write(DEV, world.read(DEV).replace("  - name: wealist/frontend\n    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v1.0.0\n", ""))
+    world.write(
+        DEV,
+        world.read(DEV).replace(
+            "  - name: wealist/frontend\n"
+            "    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v1.0.0\n",
+            "",
+        ),
+    )
     world.commit_all("drop the frontend entry")
     with pytest.raises(ConfigError, match="no images: entry for wealist/frontend"):
         run(world, env="dev", tag="v1.1.0")

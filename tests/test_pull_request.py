@@ -72,7 +72,10 @@ def test_pull_request_is_opened_with_table_and_diff(dev_released: World, github:
         "| board-api | v1.0.0 | **v1.1.0** | `ghcr.io/wealist/board-api:v1.1.0` | running in dev now |"
         in created["body"]
     )
-    assert "```diff\n" in created["body"] and "+      - image: ghcr.io/wealist/frontend:v1.1.0" in created["body"]
+    assert (
+        "```diff\n" in created["body"]
+        and "+      - image: ghcr.io/wealist/frontend:v1.1.0" in created["body"]
+    )
     assert "> release 1.1" in created["body"]
     assert github.requests[2].body == {"labels": ["promotion", "env:prod"]}
 

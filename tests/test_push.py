@@ -87,8 +87,14 @@ def test_two_clones_pushing_at_once_both_land(world: World) -> None:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     overlay = git(world.origin, "show", f"main:{DEV}")
-    assert "name: wealist/board-api\n    newName: k3d-wealist-registry:5000/wealist/board-api\n    newTag: v2.0.0" in overlay
-    assert "name: wealist/frontend\n    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v3.0.0" in overlay
+    assert (
+        "name: wealist/board-api\n"
+        "    newName: k3d-wealist-registry:5000/wealist/board-api\n    newTag: v2.0.0" in overlay
+    )
+    assert (
+        "name: wealist/frontend\n    newName: k3d-wealist-registry:5000/wealist/frontend\n    newTag: v3.0.0"
+        in overlay
+    )
     subjects = git(world.origin, "log", "--format=%s", "main").splitlines()
     assert sum(s.startswith("promote(dev)") for s in subjects) == 2
 

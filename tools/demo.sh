@@ -30,6 +30,12 @@ git push -q origin HEAD:main
 step wealist status
 step wealist history
 step wealist rollback --env prod --dry-run
+# The rehearsal starts dev for real against this machine's PostgreSQL (root only).
+if reason=$(python -c 'from wealist.rehearse import unavailable; print(unavailable() or "")') && [ -z "$reason" ]; then
+  step wealist rehearse --env dev
+else
+  printf '\n(wealist rehearse skipped: %s)\n' "$reason"
+fi
 if [ -d "$repo/../shared/schemas/argocd" ]; then
   step wealist validate --crds "$repo/../shared/schemas/argocd"
 else

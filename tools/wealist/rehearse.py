@@ -642,10 +642,13 @@ class Rehearsal:
     def step(self, name: str, ok: bool, detail: str, started: float) -> bool:
         seconds = time.monotonic() - started
         self.report.steps.append(Step(name, ok, self.mask(detail), seconds))
-        self._log(f"{'ok  ' if ok else 'FAIL'} {name}: {self.mask(detail)}")
         return ok
 
     def run(self) -> Report:
+        self._log(
+            f"rehearsing {self.report.env}: a real PostgreSQL, then every command that can run here "
+            f"(a command still running after {self.timeout:.0f} s counts as hanging)"
+        )
         try:
             self._run()
         except RehearsalError as exc:
@@ -859,9 +862,40 @@ class Rehearsal:
         except RehearsalError as exc:
             self.step(name, False, str(exc), started)
             return
-        written = sorted(str(p.relative_to(sandbox.claims)) for p in _files(sandbox.claims) - before)
+        new_files = sorted(_files(sandbox.claims) - before)
+        written = [str(p.relative_to(sandbox.claims)) for p in new_files]
         detail = _outcome(result, "finished") + (f"; wrote {', '.join(written)}" if written else "")
-        self.step(name, result.code == 0, detail, started)
+        if self.step(name, result.code == 0, detail, started) and new_files and "RETENTION_DAYS" in env:
+            self._retention(sandbox, pod, container, env, name, new_files[0])
+
+    def _retention(
+        self,
+        sandbox: Sandbox,
+        pod: Pod,
+        container: dict[str, Any],
+        env: dict[str, str],
+        name: str,
+        made: Path,
+    ) -> None:
+        """Run the job again beside a copy of its output aged past RETENTION_DAYS: the copy must go,
+        the fresh output stay."""
+        started = time.monotonic()
+        days = int(env["RETENTION_DAYS"])
+        old = made.with_stem(made.stem + "-old")
+        shutil.copy2(made, old)
+        os.chown(old, *made.stat()[4:6])
+        aged = time.time() - (days + 2) * 86400
+        os.utime(old, (aged, aged))
+        time.sleep(1.1)  # the job names its output by the second
+        result = sandbox.run(pod, container, pod.argv(container), env, self.timeout)
+        kept = made.exists()
+        self.step(
+            f"{name}: retention",
+            result.code == 0 and not old.exists() and kept,
+            f"a copy aged {days + 2} days was {'removed' if not old.exists() else 'kept'}, the recent one "
+            f"{'kept' if kept else 'removed'} (RETENTION_DAYS={days})",
+            started,
+        )
 
     def _open_database_url(
         self, sandbox: Sandbox, pod: Pod, container: dict[str, Any], env: dict[str, str], name: str
