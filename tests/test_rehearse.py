@@ -162,3 +162,28 @@ def test_cli_reports_json_and_exit_codes(world: World) -> None:
         2,
         "Error: unknown environment 'qa' (promotion.yaml has: dev, prod)",
     )
+
+
+BEFORE_THE_FIX = "b79a293de699"  # the commit that added the rehearsal, with the manifests it found broken
+
+
+def test_the_manifests_before_the_fix_fail_the_rehearsal(tmp_path: Path) -> None:
+    """The first deploy's defects, found by the rehearsal on the manifests as they were."""
+    import subprocess
+
+    probe = subprocess.run(["git", "cat-file", "-e", f"{BEFORE_THE_FIX}^{{commit}}"], cwd=ROOT, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"commit {BEFORE_THE_FIX} is not in this clone (shallow?)")
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", BEFORE_THE_FIX, "base", "overlays"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive, check=True)
+    report = rehearse(tmp_path, "dev", timeout=3)
+    assert "no attempt" in failure(report, "board-api-0/wait-for-postgres (init container)")
+    assert "invalid percent-encoded token" in failure(report, "board-api-0/board-api: DATABASE_URL")
+    assert "restart the recovery again and again" in failure(
+        report, "postgres-0/postgres: livenessProbe while recovering"
+    )
