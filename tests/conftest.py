@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT.parent / "shared" / "schemas"
-WORLD_FILES = ("promotion.yaml", "base", "overlays", "argocd", ".gitignore")
+WORLD_FILES = ("promotion.yaml", "base", "overlays", "components", "clusters", "argocd", ".gitignore")
 KUBECTL_DIR = Path(os.path.realpath(shutil.which("kubectl") or "/nonexistent")).parent
 
 
@@ -167,6 +167,7 @@ class FakeGitHub:
         self.requests: list[Received] = []
         self.fail: dict[str, int] = {}
         self.delay = 0.0
+        self.routes: dict[tuple[str, str], tuple[int, object]] = {}  # exact answers, checked first
         self.pulls: dict[str, dict] = {}
         self.comments: list[dict] = []
         fake = self
@@ -204,6 +205,8 @@ class FakeGitHub:
         self.thread.start()
 
     def answer(self, method: str, path: str, body: dict | None) -> tuple[int, object]:
+        if (method, path) in self.routes:
+            return self.routes[(method, path)]
         for key, status in self.fail.items():
             fail_method, prefix = key.split(" ", 1)
             if method == fail_method and path.startswith(prefix):

@@ -33,6 +33,10 @@ def test_k3d_config_maps_the_ingress_and_creates_a_registry() -> None:
     ports = {p["port"]: p["nodeFilters"] for p in config["ports"]}
     assert ports["8080:80"] == ["loadbalancer"]
     assert config["registries"]["create"]["hostPort"] == "5001"
+    # dev's overlay names the registry as the nodes see it; containerd pulls it over HTTP.
+    assert '"k3d-wealist-registry:5000":' in config["registries"]["config"]
+    dev = (ROOT / "overlays/dev/kustomization.yaml").read_text()
+    assert "newName: k3d-wealist-registry:5000/wealist/board-api" in dev
     assert config["metadata"]["name"] == "wealist"
 
 
@@ -42,6 +46,13 @@ def test_bootstrap_script_parses_and_applies_the_root_app() -> None:
     assert 'k3d cluster create --config "$here/k3d.yaml"' in text
     assert 'kubectl apply -k "$repo/argocd/bootstrap"' in text
     assert (ROOT / "argocd" / "bootstrap" / "root.yaml").is_file()
+    # The local cluster registers itself as dev (k3d flavour); nothing in the script touches prod
+    # (the old script advised re-sealing prod for the laptop's key, which would break real prod).
+    assert 'kubectl apply -f "$here/in-cluster-secret.yaml"' in text
+    secret = YAML(typ="safe").load((ROOT / "tools/local-cluster/in-cluster-secret.yaml").read_text())
+    labels = secret["metadata"]["labels"]
+    assert (labels["wealist.io/environment"], labels["wealist.io/flavour"]) == ("dev", "k3d")
+    assert "wealist seal" not in text and "overlays/prod" not in text
 
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")

@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -35,13 +35,29 @@ def report() -> Report:
 
 def test_every_invariant_holds(report: Report) -> None:
     assert [str(f) for f in report.findings] == []
-    assert report.objects == {"dev": 31, "prod": 35}
+    assert report.objects == {"dev×k3d": 31, "prod×gke": 35, "prod×eks": 35}
 
 
 @needs_crds
 def test_argocd_documents_were_schema_checked(report: Report) -> None:
-    assert report.argocd_documents == 5
+    assert report.argocd_documents == 6
     assert report.skipped == []
+
+
+def render_targets(renderer: Renderer, root: Path = ROOT) -> dict[str, str]:
+    """Every environment × flavour of the fleet, rendered as Argo CD renders it."""
+    from wealist.render import with_components
+    from wealist.validate import targets
+
+    texts = {}
+    for target in targets(load_config(root)):
+        if target.flavour is None:
+            texts[target.label] = renderer.build(root / target.env.overlay)
+            continue
+        component = PurePosixPath("components", "clusters", target.flavour)
+        with with_components(root, target.env.overlay, [component]) as overlay:
+            texts[target.label] = renderer.build(overlay)
+    return texts
 
 
 @pytest.mark.parametrize("kubectl", kubectl_versions(), ids=lambda p: p.name)
@@ -50,6 +66,9 @@ def test_oldest_and_newest_kustomize_render_identically(kubectl: Path) -> None:
     other = Renderer((str(kubectl), "kustomize"))
     for env in ENVS:
         assert other.build(ROOT / "overlays" / env) == default.build(ROOT / "overlays" / env)
+    theirs, ours = render_targets(other), render_targets(default)
+    assert set(ours) == {"dev×k3d", "prod×gke", "prod×eks"}
+    assert theirs == ours
 
 
 def test_renderer_override_and_absence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -132,9 +151,9 @@ def test_app_tags_live_only_in_the_aggregate_kustomizations() -> None:
 
 def test_checkov_passes_with_every_skip_explained(tmp_path: Path) -> None:
     checkov = shutil.which("checkov") or str(Path(sys.executable).parent / "checkov")
-    for env in ENVS:
-        rendered = tmp_path / f"{env}.yaml"
-        rendered.write_text(find_renderer().build(ROOT / "overlays" / env))
+    for label, text in render_targets(find_renderer()).items():
+        rendered = tmp_path / f"{label}.yaml"
+        rendered.write_text(text)
         proc = subprocess.run(
             [checkov, "-f", str(rendered), "--framework", "kubernetes", "--output", "json"],
             capture_output=True,
@@ -220,9 +239,9 @@ BREAKAGES = [
     ),
     ("overlays/dev/kustomization.yaml", "resources:", "namespace: wealist\nresources:", "render"),
     (
-        "argocd/apps/wealist-prod.yaml",
-        "      name: frontend\n",
-        "      name: front\n",
+        "argocd/apps/applicationset-prod.yaml",
+        "          name: frontend\n",
+        "          name: front\n",
         "does not ignore spec.replicas",
     ),
     (
@@ -319,10 +338,10 @@ BREAKAGES = [
         "board-api: Deployment/board-api-dev/board-api: no startupProbe",
     ),
     (
-        "argocd/apps/project-wealist.yaml",
+        "argocd/bootstrap/project-wealist-dev.yaml",
         "    - group: batch\n      kind: CronJob\n",
         "",
-        "AppProject/wealist: does not permit CronJob (batch)",
+        "AppProject/wealist-dev: does not permit CronJob (batch)",
     ),
 ]
 
@@ -337,7 +356,7 @@ def test_a_broken_copy_fails_validation(world: World, path: str, old: str, new: 
 
 @needs_crds
 def test_an_argocd_typo_fails_the_strict_schema(world: World) -> None:
-    _edit(world, "argocd/apps/wealist-dev.yaml", "selfHeal: true", "selfHeel: true")
+    _edit(world, "argocd/apps/applicationset-dev.yaml", "selfHeal: true", "selfHeel: true")
     report = validate(world.work, CRDS)
     assert any("'selfHeel' was unexpected" in str(f) for f in report.findings), [
         str(f) for f in report.findings

@@ -169,13 +169,16 @@ def test_not_a_certificate(tmp_path: Path) -> None:
 
 
 def test_committed_prod_secrets_are_sealed_for_the_committed_certificate() -> None:
-    """They were made by wealist seal for overlays/prod/sealed-secrets-cert.pem (key not kept)."""
-    cert = x509.load_pem_x509_certificate((ROOT / "overlays/prod/sealed-secrets-cert.pem").read_bytes())
+    """They were made by wealist seal --cluster gke-prod (its key not kept), and say so."""
+    from wealist.seal import SEALED_FOR, fingerprint
+
+    cert = x509.load_pem_x509_certificate((ROOT / "clusters/gke-prod.pem").read_bytes())
     size = cert.public_key().key_size // 8
     for path in (ROOT / "overlays/prod").rglob("sealedsecret-*.yaml"):
         doc = YAML(typ="safe").load(path.read_text())
         for value in doc["spec"]["encryptedData"].values():
             raw = base64.b64decode(value)
             assert int.from_bytes(raw[:2], "big") == size  # the RSA part matches the certificate's key
+        assert doc["metadata"]["annotations"][SEALED_FOR] == fingerprint(cert.public_key())
     assert not any("PRIVATE KEY" in p.read_text(errors="ignore") for p in ROOT.rglob("*.pem"))
     assert os.environ.get("HOME")  # hermetic fixture active

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Bring weAlist up on a laptop: a k3d cluster, Argo CD, the sealed-secrets controller, and the root
-# application, after which Argo CD syncs dev and prod from the repository by itself.
+# Bring weAlist's dev environment up on a laptop: a k3d cluster with its registry, Argo CD, the
+# sealed-secrets controller, the projects, this cluster registered as a dev cluster (k3d flavour),
+# and the root application. Never prod: prod's ApplicationSet selects only eks and gke clusters,
+# and prod's SealedSecrets open only with the prod clusters' key.
 # Needs: docker (or another engine k3d supports), k3d >= 5.6, kubectl >= 1.27. Idempotent.
 set -euo pipefail
 
@@ -8,7 +10,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cluster=wealist
 argocd_version=${ARGOCD_VERSION:-v3.4.0}                 # bundles Kustomize 5.8
-sealed_secrets_version=${SEALED_SECRETS_VERSION:-0.32.2}
+sealed_secrets_version=${SEALED_SECRETS_VERSION:-0.37.0}   # 0.36+ carries security fixes
 
 for tool in docker k3d kubectl; do
   command -v "$tool" >/dev/null || { echo "Error: $tool is not installed" >&2; exit 1; }
@@ -36,24 +38,15 @@ kubectl -n argocd rollout status deployment/argocd-repo-server --timeout=300s
 kubectl -n argocd rollout status statefulset/argocd-application-controller --timeout=300s
 kubectl -n kube-system rollout status deployment/sealed-secrets-controller --timeout=300s
 
-echo "applying the root application"
+echo "registering this cluster as dev (k3d flavour) and applying the projects and the root application"
+kubectl apply -f "$here/in-cluster-secret.yaml"
 kubectl apply -k "$repo/argocd/bootstrap"
-
-# This cluster's controller generated its own key: prod's SealedSecrets in git were sealed for
-# another one. Save its certificate and say how to re-seal for it.
-cert="${TMPDIR:-/tmp}/wealist-$cluster-sealed-secrets.pem"
-kubectl -n kube-system get secret -l sealedsecrets.bitnami.com/sealed-secrets-key=active \
-  -o jsonpath='{.items[0].data.tls\.crt}' | base64 -d >"$cert"
 
 cat <<MSG
 
-weAlist is syncing. Watch it:   kubectl -n argocd get applications -w
-Argo CD UI:                     kubectl -n argocd port-forward svc/argocd-server 8081:443
-  admin password:               kubectl -n argocd get secret argocd-initial-admin-secret -o jsonpath='{.data.password}' | base64 -d
-dev:                            http://dev.wealist.localhost:8080/
-prod:                           http://wealist.localhost:8080/  (its Secrets open only after re-sealing:)
-  wealist seal --cert $cert --namespace postgresql-prod --name postgres-credentials \\
-    --from-literal POSTGRES_USER=wealist --from-literal POSTGRES_PASSWORD=... \\
-    --output overlays/prod/postgres/sealedsecret-postgres-credentials.yaml
-  (and board-api-db in board-api-prod the same way, same password), then commit and push.
+weAlist dev is syncing. Watch it:  kubectl -n argocd get applications -w
+Argo CD UI:                        kubectl -n argocd port-forward svc/argocd-server 8081:443
+  admin password:                  kubectl -n argocd get secret argocd-initial-admin-secret -o jsonpath='{.data.password}' | base64 -d
+dev:                               http://dev.wealist.localhost:8080/
+images:                            docker push localhost:5001/wealist/<component>:<tag>, then wealist-promote --env dev --tag <tag> --push
 MSG

@@ -420,11 +420,16 @@ def _history_json(p: Promotion | ManualChange) -> dict[str, object]:
 @cli.command("render")
 @common_options
 @env_option()
-def render_cmd(repo: Path, env: str) -> None:
+@click.option(
+    "--cluster",
+    metavar="NAME",
+    help="As Argo CD renders it for this cluster of promotion.yaml (with its flavour's component).",
+)
+def render_cmd(repo: Path, env: str, cluster: str | None) -> None:
     """Print the environment's rendered manifests (work tree, uncommitted edits included)."""
     from .review import render_env
 
-    click.echo(render_env(repo, env), nl=False)
+    click.echo(render_env(repo, env, cluster), nl=False)
 
 
 @cli.command("diff")
@@ -503,6 +508,27 @@ def rehearse_cmd(repo: Path, env: str, timeout: float, fmt: str) -> None:
         raise RehearsalFailed(f"{len(report.failures)} step(s) failed: {env} would not start as rendered")
 
 
+@cli.command("deploy-approved")
+@common_options
+@env_option(help_text="Environment whose deploy branch to move (promotion.yaml deploy-branch).")
+@click.option("--commit", default="HEAD", show_default=True, help="The commit just pushed to main.")
+@click.option("--dry-run", is_flag=True, help="Check, but do not push the deploy branch.")
+def deploy_approved_cmd(repo: Path, env: str, commit: str, dry_run: bool) -> None:
+    """For CI on every push to main: move ENV's deploy branch to COMMIT if it is the merge of an
+    approved pull request (a direct push leaves it where it is). Needs GITHUB_TOKEN."""
+    from .deploy import advance
+
+    decision = advance(repo, env, commit, dry_run=dry_run)
+    if decision.pull_request is None:
+        click.echo(f"{decision.commit[:10]} is {decision.reason}: {decision.branch} stays where it is.")
+        return
+    verb = "Moved" if decision.moved else "Would move"
+    click.echo(
+        f"{verb} {decision.branch} to {decision.commit[:10]} (pull request #{decision.pull_request}, "
+        f"{decision.reason})."
+    )
+
+
 @cli.command("pr-comment")
 @common_options
 @click.option("--base", required=True, help="The ref the pull request merges into (e.g. origin/main).")
@@ -521,8 +547,20 @@ def pr_comment_cmd(repo: Path, base: str, number: int) -> None:
 @click.option(
     "--cert",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
     help="The controller's public certificate (kubeseal --fetch-cert).",
+)
+@click.option(
+    "--cluster",
+    metavar="NAME",
+    help="Seal for this cluster of promotion.yaml (its sealing-cert); instead of --cert.",
+)
+@click.option(
+    "--repo",
+    "repo",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=".",
+    show_default="the git top level of the working directory",
+    help="The GitOps repository (for --cluster).",
 )
 @click.option("--namespace", required=True, help="Namespace of the Secret.")
 @click.option("--name", required=True, help="Name of the Secret.")
@@ -540,7 +578,9 @@ def pr_comment_cmd(repo: Path, base: str, number: int) -> None:
 )
 @debug_option
 def seal_cmd(
-    cert: Path,
+    cert: Path | None,
+    cluster: str | None,
+    repo: Path,
     namespace: str,
     name: str,
     literals: tuple[str, ...],
@@ -548,12 +588,23 @@ def seal_cmd(
     scope: str,
     output: Path | None,
 ) -> None:
-    """Seal a Secret for the sealed-secrets controller (values are never printed or logged)."""
-    from .kustomization import write_if_changed
-    from .seal import SealRequest, parse_pairs, seal, to_yaml
+    """Seal a Secret for the sealed-secrets controller (values are never printed or logged).
 
+    The SealedSecret records the fingerprint of the key it was sealed for (wealist.io/sealed-for),
+    so validate can tell on which cluster it opens."""
+    from .kustomization import write_if_changed
+    from .seal import SealRequest, cluster_cert, parse_pairs, seal, to_yaml
+
+    if (cert is None) == (cluster is None):
+        from .errors import UsageError
+
+        raise UsageError("give exactly one of --cert PEM or --cluster NAME")
+    if cluster is not None:
+        cert = cluster_cert(repo, cluster)
+    assert cert is not None
     request = SealRequest(namespace=namespace, name=name, data=parse_pairs(literals, files), scope=scope)
-    text = to_yaml(seal(cert, request), header=f"Sealed with wealist seal for {cert.name}; {scope} scope.")
+    target = f"cluster {cluster}" if cluster else cert.name
+    text = to_yaml(seal(cert, request), header=f"Sealed with wealist seal for {target}; {scope} scope.")
     if output is None:
         click.echo(text, nl=False)
     else:

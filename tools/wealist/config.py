@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from .errors import ConfigError, UsageError
 
 CONFIG_FILE = "promotion.yaml"
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 DELIVERIES = ("direct", "pull-request")
 
 
@@ -16,6 +19,7 @@ DELIVERIES = ("direct", "pull-request")
 class Environment:
     name: str
     delivery: str
+    deploy_branch: str | None = None  # the branch its Argo CD Applications follow, if not main
 
     @property
     def overlay(self) -> PurePosixPath:
@@ -35,6 +39,20 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Cluster:
+    """A cluster of the Argo CD fleet: what its cluster Secret's labels say it runs."""
+
+    name: str
+    environment: str
+    flavour: str  # components/clusters/<flavour>
+    sealing_cert: PurePosixPath | None  # its sealed-secrets controller's certificate
+
+    @property
+    def component(self) -> PurePosixPath:
+        return PurePosixPath("components") / "clusters" / self.flavour
+
+
+@dataclass(frozen=True)
 class Forge:
     type: str
     repository: str  # owner/name
@@ -45,6 +63,7 @@ class Config:
     environments: tuple[Environment, ...]
     components: tuple[Component, ...]
     forge: Forge | None
+    clusters: tuple[Cluster, ...] = ()
 
     def env(self, name: str) -> Environment:
         for env in self.environments:
@@ -64,6 +83,13 @@ class Config:
                 return comp
         known = ", ".join(c.name for c in self.components)
         raise UsageError(f"unknown component {name!r} (promotion.yaml has: {known})")
+
+    def cluster(self, name: str) -> Cluster:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        known = ", ".join(c.name for c in self.clusters) or "none"
+        raise UsageError(f"unknown cluster {name!r} (promotion.yaml has: {known})")
 
     def select(self, names: tuple[str, ...]) -> tuple[Component, ...]:
         """The named components in promotion.yaml order; all of them when none is named."""
@@ -94,7 +120,12 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
             raise ConfigError(
                 f"{source}: environment {name}: delivery must be one of {', '.join(DELIVERIES)}"
             )
-        envs.append(Environment(name=name, delivery=delivery))
+        deploy_branch = raw.get("deploy-branch")
+        if deploy_branch is not None and not (
+            isinstance(deploy_branch, str) and _BRANCH.fullmatch(deploy_branch)
+        ):
+            raise ConfigError(f"{source}: environment {name}: deploy-branch must be a branch name")
+        envs.append(Environment(name=name, delivery=delivery, deploy_branch=deploy_branch))
     if len({e.name for e in envs}) != len(envs):
         raise ConfigError(f"{source}: environment names must be unique")
 
@@ -116,7 +147,25 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         if repository.count("/") != 1:
             raise ConfigError(f"{source}: forge.repository must be owner/name")
         forge = Forge(type=forge_type, repository=repository)
-    return Config(environments=tuple(envs), components=comps, forge=forge)
+    clusters = tuple(_cluster(raw, envs, source) for raw in _list(data, "clusters", source, required=False))
+    if len({c.name for c in clusters}) != len(clusters):
+        raise ConfigError(f"{source}: cluster names must be unique")
+    return Config(environments=tuple(envs), components=comps, forge=forge, clusters=clusters)
+
+
+def _cluster(raw: dict[str, Any], envs: list[Environment], source: str) -> Cluster:
+    where = f"{source}: clusters[]"
+    name = _str(raw, "name", where)
+    environment = _str(raw, "environment", f"{where} {name}")
+    if environment not in {e.name for e in envs}:
+        raise ConfigError(f"{where} {name}: environment {environment!r} is not one of the environments")
+    flavour = _str(raw, "flavour", f"{where} {name}")
+    if not _NAME.fullmatch(flavour):
+        raise ConfigError(f"{where} {name}: flavour {flavour!r} must be a lowercase name")
+    cert = raw.get("sealing-cert")
+    if cert is not None and (not isinstance(cert, str) or PurePosixPath(cert).is_absolute() or ".." in cert):
+        raise ConfigError(f"{where} {name}: sealing-cert must be a path inside the repository")
+    return Cluster(name, environment, flavour, PurePosixPath(cert) if cert else None)
 
 
 def load_config(root: Path) -> Config:
@@ -130,8 +179,10 @@ def load_config(root: Path) -> Config:
     return parse_config(text)
 
 
-def _list(data: dict[str, Any], key: str, where: str) -> list[dict[str, Any]]:
+def _list(data: dict[str, Any], key: str, where: str, required: bool = True) -> list[dict[str, Any]]:
     value = data.get(key)
+    if value is None and not required:
+        return []
     if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
         raise ConfigError(f"{where}: {key} must be a non-empty list of mappings")
     return value

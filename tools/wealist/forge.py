@@ -72,6 +72,38 @@ class GitHub:
             data = self._call("PATCH", f"{repo_path}/issues/comments/{mine['id']}", {"body": body})
         return str(data["html_url"])
 
+    def merged_pull_for(self, sha: str) -> int | None:
+        """The merged pull request whose merge produced commit ``sha``, or None (a direct push)."""
+        pulls = self._call("GET", f"/repos/{self.owner}/{self.name}/commits/{sha}/pulls")
+        for pull in pulls if isinstance(pulls, list) else []:
+            if isinstance(pull, dict) and pull.get("merged_at") and pull.get("merge_commit_sha") == sha:
+                return int(pull["number"])
+        return None
+
+    def approvals(self, number: int) -> tuple[set[str], set[str]]:
+        """(who approved, who requests changes) by each reviewer's latest review; the author's own
+        reviews do not count."""
+        repo_path = f"/repos/{self.owner}/{self.name}"
+        pull = self._call("GET", f"{repo_path}/pulls/{number}")
+        author = str(((pull or {}).get("user") or {}).get("login", ""))
+        latest: dict[str, str] = {}
+        for review in self._call("GET", f"{repo_path}/pulls/{number}/reviews?per_page=100") or []:
+            login = str((review.get("user") or {}).get("login", ""))
+            if (
+                login
+                and login != author
+                and review.get("state") in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED")
+            ):
+                latest[login] = str(review["state"])
+        return (
+            {u for u, state in latest.items() if state == "APPROVED"},
+            {u for u, state in latest.items() if state == "CHANGES_REQUESTED"},
+        )
+
+    def pull_commits(self, number: int) -> set[str]:
+        data = self._call("GET", f"/repos/{self.owner}/{self.name}/pulls/{number}/commits?per_page=250")
+        return {str(c["sha"]) for c in data or [] if isinstance(c, dict) and "sha" in c}
+
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         request = urllib.request.Request(
             self.api_url + path,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import RenderError
@@ -72,6 +74,31 @@ def find_renderer() -> Renderer:
     if kubectl_bin:
         return Renderer((kubectl_bin, "kustomize"))
     raise RenderError("neither kustomize (>= 5) nor kubectl (>= 1.27) is on PATH: install one of them")
+
+
+# What a render may read: the overlays, what they build on, and the cluster flavours.
+RENDER_INPUTS = ("base", "overlays", "components")
+
+
+@contextlib.contextmanager
+def with_components(root: Path, overlay: PurePosixPath, components: list[PurePosixPath]) -> Iterator[Path]:
+    """A throwaway copy of what renders read, in which ``overlay`` also lists ``components``:
+    what Argo CD does for an Application's ``spec.source.kustomize.components`` (it adds them to
+    the kustomization at the source path). Yields the overlay directory of the copy."""
+    with tempfile.TemporaryDirectory(prefix="wealist-flavour-") as tmp:
+        for name in RENDER_INPUTS:
+            if (root / name).is_dir():
+                shutil.copytree(root / name, Path(tmp) / name, symlinks=True)
+        kustomization = Path(tmp) / overlay / "kustomization.yaml"
+        text = kustomization.read_text(encoding="utf-8")
+        if any(line.startswith("components:") for line in text.splitlines()):
+            raise RenderError(
+                f"{overlay}/kustomization.yaml lists components itself: add the cluster's there"
+            )
+        relative = [os.path.relpath(Path(tmp) / c, Path(tmp) / overlay) for c in components]
+        entries = "".join(f"  - {path}\n" for path in relative)
+        kustomization.write_text(text.rstrip("\n") + "\ncomponents:\n" + entries, encoding="utf-8")
+        yield Path(tmp) / overlay
 
 
 def parse_objects(text: str) -> list[Object]:

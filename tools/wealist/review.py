@@ -11,11 +11,22 @@ from .promote import PromotionRequest, promote, unified
 from .render import find_renderer
 
 
-def render_env(root: Path, env_name: str) -> str:
-    """The environment as the work tree renders it now (uncommitted edits included)."""
+def render_env(root: Path, env_name: str, cluster_name: str | None = None) -> str:
+    """The environment as the work tree renders it now (uncommitted edits included); with a
+    cluster, as Argo CD renders it for that cluster (its flavour's component added)."""
+    from .errors import UsageError
+    from .render import with_components
+
     repo = GitRepo(root)
-    env = load_config(repo.root).env(env_name)
-    return find_renderer().build(repo.root / env.overlay)
+    cfg = load_config(repo.root)
+    env = cfg.env(env_name)
+    if cluster_name is None:
+        return find_renderer().build(repo.root / env.overlay)
+    cluster = cfg.cluster(cluster_name)
+    if cluster.environment != env.name:
+        raise UsageError(f"cluster {cluster.name} runs {cluster.environment}, not {env.name}")
+    with with_components(repo.root, env.overlay, [cluster.component]) as overlay:
+        return find_renderer().build(overlay)
 
 
 def diffs_against_ref(root: Path, env_names: list[str], base: str) -> dict[str, str]:

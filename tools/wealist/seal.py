@@ -22,6 +22,9 @@ from typing import Any
 from .errors import UsageError, WealistError
 
 SCOPES = ("strict", "namespace-wide", "cluster-wide")
+# Which controller key a SealedSecret was sealed for: the sha256 of the certificate's public key.
+# Only the controller holding that key opens it; validate compares it with each cluster's.
+SEALED_FOR = "wealist.io/sealed-for"
 SCOPE_ANNOTATIONS = {
     "namespace-wide": "sealedsecrets.bitnami.com/namespace-wide",
     "cluster-wide": "sealedsecrets.bitnami.com/cluster-wide",
@@ -65,6 +68,17 @@ def load_public_key(cert_path: Path) -> Any:
     return key
 
 
+def fingerprint(public_key: Any) -> str:
+    """``sha256:<hex>`` of the public key (SubjectPublicKeyInfo, DER): stable across re-issued
+    certificates of the same key, which is what decides whether a controller can open a value."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
 def encrypt(public_key: Any, plaintext: bytes, label: bytes) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
@@ -91,10 +105,11 @@ def seal(cert_path: Path, request: SealRequest) -> dict[str, Any]:
     }
     if request.scope in SCOPE_ANNOTATIONS:
         annotations[SCOPE_ANNOTATIONS[request.scope]] = "true"
+    outer = {**annotations, SEALED_FOR: fingerprint(public_key)}
     return {
         "apiVersion": "bitnami.com/v1alpha1",
         "kind": "SealedSecret",
-        "metadata": {"name": request.name, "namespace": request.namespace, "annotations": annotations},
+        "metadata": {"name": request.name, "namespace": request.namespace, "annotations": outer},
         "spec": {
             "encryptedData": {
                 key: base64.b64encode(encrypt(public_key, value, label)).decode()
@@ -110,6 +125,18 @@ def seal(cert_path: Path, request: SealRequest) -> dict[str, Any]:
             },
         },
     }
+
+
+def cluster_cert(root: Path, cluster_name: str) -> Path:
+    """The certificate promotion.yaml names for a cluster of the fleet."""
+    from .config import load_config
+    from .gitrepo import GitRepo
+
+    repo_root = GitRepo(root).root
+    cluster = load_config(repo_root).cluster(cluster_name)
+    if cluster.sealing_cert is None:
+        raise UsageError(f"cluster {cluster.name} names no sealing-cert in promotion.yaml")
+    return repo_root / cluster.sealing_cert
 
 
 def parse_pairs(literals: tuple[str, ...], files: tuple[str, ...]) -> dict[str, bytes]:

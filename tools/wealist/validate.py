@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .config import Config, Environment, load_config
@@ -29,6 +29,8 @@ NAMESPACE_PREFIX = {"postgres": "postgresql", "board-api": "board-api", "fronten
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 STATELESS = ("board-api", "frontend")
 WAVE = "argocd.argoproj.io/sync-wave"
+ENV_LABEL = "wealist.io/environment"  # on Argo CD cluster Secrets: which environment a cluster runs
+FLAVOUR_LABEL = "wealist.io/flavour"  # and with which components/clusters/<flavour>
 SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 # Kinds whose Argo CD health may lag for reasons outside the sync (an HPA is Degraded until metrics
 # exist, an Ingress Progressing until its controller publishes an address, a claim of a
@@ -76,30 +78,72 @@ class Report:
         }
 
 
+@dataclass(frozen=True)
+class Target:
+    """One render to check: an environment, as a cluster flavour of the fleet gets it (or bare,
+    for an environment no cluster runs)."""
+
+    env: Environment
+    flavour: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.env.name}×{self.flavour}" if self.flavour else self.env.name
+
+
+def targets(cfg: Config) -> list[Target]:
+    """Every environment × flavour the fleet uses; an environment no cluster runs, bare."""
+    found: list[Target] = []
+    for env in cfg.environments:
+        flavours = list(dict.fromkeys(c.flavour for c in cfg.clusters if c.environment == env.name))
+        found += [Target(env, f) for f in flavours] or [Target(env, None)]
+    return found
+
+
 def validate(root: Path, crds: Path | None = None) -> Report:
+    """Render every environment × flavour of the fleet and check every invariant; one report."""
+    from contextlib import ExitStack
+
     from .gitrepo import GitRepo
+    from .render import with_components
 
     repo_root = GitRepo(root).root
     cfg = load_config(repo_root)
     report = Report()
     renderer = find_renderer()
-    results = renderer.build_each(repo_root / env.overlay for env in cfg.environments)
-    texts = {env.name: result for env, result in zip(cfg.environments, results, strict=True)}
+    plan = targets(cfg)
+    with ExitStack() as stack:
+        paths = []
+        for target in plan:
+            component = PurePosixPath("components", "clusters", target.flavour) if target.flavour else None
+            if component is not None and not (repo_root / component).is_dir():
+                report.add("clusters", str(component), "the fleet uses this flavour, but it does not exist")
+                paths.append(repo_root / target.env.overlay)
+                continue
+            paths.append(
+                stack.enter_context(with_components(repo_root, target.env.overlay, [component]))
+                if component
+                else repo_root / target.env.overlay
+            )
+        results = renderer.build_each(paths)
 
     rendered: dict[str, list[Object]] = {}
-    for env in cfg.environments:
-        text = texts[env.name]
+    for target, text in zip(plan, results, strict=True):
         if isinstance(text, RenderError):
-            report.add("render", str(env.overlay), text.message, env.name)
+            report.add("render", str(target.env.overlay), text.message, target.label)
             continue
         objects = parse_objects(text)
-        rendered[env.name] = objects
-        report.objects[env.name] = len(objects)
-        check_environment(cfg, env, objects, report)
+        rendered[target.label] = objects
+        report.objects[target.label] = len(objects)
+        check_environment(cfg, target.env, objects, report, target.label)
+        if target.flavour:
+            check_flavour(target.flavour, objects, report, target.label)
     check_image_tags_in_sources(repo_root, cfg, report)
     check_promotion_config(repo_root, cfg, report)
+    by_env = {t.env.name: rendered[t.label] for t in plan if t.label in rendered}
+    check_sealing(repo_root, cfg, by_env, report)
     crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
-    kinds = {(_group(o), str(o.get("kind"))) for objects in rendered.values() for o in objects}
+    kinds = {env: {(_group(o), str(o.get("kind"))) for o in objects} for env, objects in by_env.items()}
     check_argocd(repo_root, cfg, crd_dir, report, kinds)
     return report
 
@@ -149,9 +193,11 @@ def _pod_labels(obj: Object) -> dict[str, str]:
     return pod_labels(obj)
 
 
-def check_environment(cfg: Config, env: Environment, objects: list[Object], report: Report) -> None:
+def check_environment(
+    cfg: Config, env: Environment, objects: list[Object], report: Report, label: str | None = None
+) -> None:
     def add(check: str, subject: str, message: str) -> None:
-        report.add(check, subject, message, env.name)
+        report.add(check, subject, message, label or env.name)
 
     _check_schemas(objects, add)
     _check_namespaces(env, objects, add)
@@ -818,8 +864,11 @@ def _check_network_policies(env: Environment, objects: list[Object], add: Any) -
             ),
             0,
         )
+        # The ingress data path: a controller's pods in another namespace, or a load balancer's
+        # address range (an ALB sending straight to pod IPs).
         admitted = any(
-            _peer_allows(peer, peer_ns, None)
+            "ipBlock" in peer
+            or (bool(peer_ns) and peer_ns not in namespaces and _peer_allows(peer, peer_ns, None))
             for policy in _policies(objects, ns)
             if _selects(policy, labels)
             for rule in (policy.get("spec") or {}).get("ingress") or []
@@ -830,7 +879,6 @@ def _check_network_policies(env: Environment, objects: list[Object], add: Any) -
                     "kubernetes.io/metadata.name", ""
                 )
             ]
-            if peer_ns and peer_ns not in namespaces
         )
         if not admitted:
             add("network", _name(deploy), f"no NetworkPolicy admits the ingress controller on port {port}")
@@ -906,6 +954,115 @@ def _check_data_kept(objects: list[Object], add: Any) -> None:
         )
         if policy == "Delete":
             add("data", _name(obj), "persistentVolumeClaimRetentionPolicy.whenDeleted: Delete drops the data")
+
+
+# What a cloud cluster needs from a flavour, besides what every render is checked for. GKE and
+# EKS offer node-local DNS (NodeLocal DNSCache answers on 169.254.20.10; GKE's Cloud DNS on the
+# metadata server, 169.254.169.254): with it, pods never reach a kube-dns pod, so a DNS rule that
+# admits only kube-dns pods blocks every lookup.
+FLAVOUR_DNS = {"eks": ("169.254.20.10",), "gke": ("169.254.20.10", "169.254.169.254")}
+LOCAL_STORAGE = ("local-path",)  # k3d's provisioner: a node's disk, gone with the node
+LOCAL_FLAVOURS = ("k3d",)
+
+
+def check_flavour(flavour: str, objects: list[Object], report: Report, label: str) -> None:
+    """What the cluster's flavour must set: storage and ingress classes, the ingress data path, DNS."""
+
+    def add(subject: str, message: str) -> None:
+        report.add("clusters", subject, message, label)
+
+    for obj in objects:
+        spec = obj.get("spec") or {}
+        claims = (
+            [t.get("spec") or {} for t in spec.get("volumeClaimTemplates") or []]
+            if obj.get("kind") == "StatefulSet"
+            else [spec]
+            if obj.get("kind") == "PersistentVolumeClaim"
+            else []
+        )
+        for claim in claims:
+            storage_class = claim.get("storageClassName")
+            if storage_class is None:
+                add(_name(obj), f"no storageClassName: the {flavour} flavour must name its storage class")
+            elif storage_class in LOCAL_STORAGE and flavour not in LOCAL_FLAVOURS:
+                add(
+                    _name(obj),
+                    f"storage class {storage_class} on {flavour}: a node-local volume that does not exist "
+                    "there (and would vanish with its node)",
+                )
+        if obj.get("kind") == "Ingress" and not spec.get("ingressClassName"):
+            add(_name(obj), f"no ingressClassName: the {flavour} flavour must name its ingress class")
+    for address in FLAVOUR_DNS.get(flavour, ()):
+        for ns in sorted(
+            {
+                str((o.get("metadata") or {}).get("namespace"))
+                for o in objects
+                if o.get("kind") == "NetworkPolicy"
+            }
+        ):
+            if not _dns_allowed_to(_policies(objects, ns), address):
+                add(
+                    f"Namespace/{ns}",
+                    f"DNS egress does not allow {address}/32 on port 53: on {flavour} with node-local DNS "
+                    "every lookup would be blocked",
+                )
+
+
+def _dns_allowed_to(policies: list[Object], address: str) -> bool:
+    import ipaddress
+
+    for policy in policies:
+        for rule in (policy.get("spec") or {}).get("egress") or []:
+            if not any(p.get("port") in (53, None) for p in rule.get("ports") or [{}]):
+                continue
+            for peer in rule.get("to") or []:
+                cidr = (peer.get("ipBlock") or {}).get("cidr")
+                if cidr and ipaddress.ip_address(address) in ipaddress.ip_network(cidr, strict=False):
+                    return True
+    return False
+
+
+def check_sealing(root: Path, cfg: Config, rendered: dict[str, list[Object]], report: Report) -> None:
+    """Every cluster opens the SealedSecrets of the environment it runs: each carries the
+    fingerprint of the key it was sealed for, and that must be the key of the cluster's certificate."""
+    from .errors import WealistError
+    from .seal import SEALED_FOR, fingerprint, load_public_key
+
+    for cluster in cfg.clusters:
+        sealed = [o for o in rendered.get(cluster.environment, []) if o.get("kind") == "SealedSecret"]
+        if not sealed:
+            continue
+        if cluster.sealing_cert is None:
+            report.add(
+                "secrets",
+                f"cluster {cluster.name}",
+                f"runs {cluster.environment}, whose Secrets are sealed, but has no sealing-cert",
+                cluster.environment,
+            )
+            continue
+        try:
+            key = fingerprint(load_public_key(root / cluster.sealing_cert))
+        except WealistError as exc:
+            report.add("secrets", f"cluster {cluster.name}", exc.message, cluster.environment)
+            continue
+        for obj in sealed:
+            sealed_for = ((obj.get("metadata") or {}).get("annotations") or {}).get(SEALED_FOR)
+            if sealed_for is None:
+                report.add(
+                    "secrets",
+                    _name(obj),
+                    f"records no {SEALED_FOR}: re-seal it with wealist seal --cluster {cluster.name}",
+                    cluster.environment,
+                )
+            elif sealed_for != key:
+                report.add(
+                    "secrets",
+                    _name(obj),
+                    f"was sealed for key {sealed_for[:19]}…, but cluster {cluster.name} runs "
+                    f"{cluster.environment} with key {key[:19]}…: it would not open there (re-seal, or give "
+                    "the cluster the same key)",
+                    cluster.environment,
+                )
 
 
 URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?P<userinfo>[^/@\s]*)@")
@@ -1028,7 +1185,7 @@ def _yaml_files(root: Path) -> Iterable[Path]:
 
 
 def check_argocd(
-    root: Path, cfg: Config, crds: Path | None, report: Report, kinds: set[tuple[str, str]]
+    root: Path, cfg: Config, crds: Path | None, report: Report, kinds: dict[str, set[tuple[str, str]]]
 ) -> None:
     from ruamel.yaml import YAML
 
@@ -1098,78 +1255,171 @@ def _strict(schema: Any, top: bool = False) -> Any:
 
 
 def _check_argocd_semantics(
-    cfg: Config, documents: list[tuple[str, Object]], report: Report, kinds: set[tuple[str, str]]
+    cfg: Config,
+    documents: list[tuple[str, Object]],
+    report: Report,
+    kinds: dict[str, set[tuple[str, str]]],
 ) -> None:
-    apps = {d["metadata"]["name"]: d for _, d in documents if d.get("kind") == "Application"}
-    projects = {d["metadata"]["name"]: d for _, d in documents if d.get("kind") == "AppProject"}
-    project = projects.get("wealist")
-    if project is None:
-        report.add("argocd", "AppProject/wealist", "missing")
-    else:
-        spec = project.get("spec") or {}
-        destinations = {d.get("namespace") for d in spec.get("destinations") or []}
-        expected = {namespace_of(c, e.name) for c in NAMESPACE_PREFIX for e in cfg.environments}
-        if destinations != expected:
-            report.add(
-                "argocd",
-                "AppProject/wealist",
-                f"destinations {sorted(destinations)} are not the environments' namespaces",
-            )
-        # Argo CD refuses to sync a kind the project does not list: the sync fails at that object.
-        allowed = {
-            (str(w.get("group", "")), str(w.get("kind", "")))
-            for key in ("clusterResourceWhitelist", "namespaceResourceWhitelist")
-            for w in spec.get(key) or []
-        }
-        for group, kind in sorted(kinds - allowed):
-            report.add(
-                "argocd",
-                "AppProject/wealist",
-                f"does not permit {kind} ({group or 'core'}), which the environments render: Argo CD "
-                "would refuse to sync it",
-            )
-        repos = spec.get("sourceRepos") or []
-        if len(repos) != 1 or "*" in repos[0]:
-            report.add("argocd", "AppProject/wealist", "sourceRepos must name exactly this repository")
+    """The fleet as Argo CD will run it: projects out of the root's reach, one ApplicationSet per
+    environment selecting clusters by label, each project exactly the environment's namespaces."""
+    projects = {d["metadata"]["name"]: (src, d) for src, d in documents if d.get("kind") == "AppProject"}
+    roots = [d for _, d in documents if d.get("kind") == "Application"]
+    appsets = [d for _, d in documents if d.get("kind") == "ApplicationSet"]
+    for root_app in roots:
+        subject = f"Application/{root_app['metadata']['name']}"
+        path = str(((root_app.get("spec") or {}).get("source") or {}).get("path", ""))
+        for project_source, project in projects.values():
+            if path and (project_source + "/").startswith(path.rstrip("/") + "/"):
+                report.add(
+                    "argocd",
+                    f"AppProject/{project['metadata']['name']}",
+                    f"is under {path}, which {subject} syncs: a commit there could widen what any "
+                    "project allows; apply projects with the bootstrap instead",
+                )
+        root_project = projects.get(str((root_app.get("spec") or {}).get("project")))
+        if root_project is not None:
+            allowed = _whitelist(root_project[1])
+            if ("argoproj.io", "AppProject") in allowed or ("*", "*") in allowed:
+                report.add(
+                    "argocd",
+                    f"AppProject/{root_project[1]['metadata']['name']}",
+                    f"lets {subject} manage AppProjects: a commit could grant itself any destination",
+                )
     for env in cfg.environments:
-        app = next(
-            (
-                a
-                for a in apps.values()
-                if ((a.get("spec") or {}).get("source") or {}).get("path") == str(env.overlay)
-            ),
-            None,
+        _check_environment_appset(cfg, env, appsets, projects, report, kinds.get(env.name, set()))
+
+
+def _whitelist(project: Object) -> set[tuple[str, str]]:
+    spec = project.get("spec") or {}
+    return {
+        (str(w.get("group", "")), str(w.get("kind", "")))
+        for key in ("clusterResourceWhitelist", "namespaceResourceWhitelist")
+        for w in spec.get(key) or []
+    }
+
+
+def _check_environment_appset(
+    cfg: Config,
+    env: Environment,
+    appsets: list[Object],
+    projects: dict[str, tuple[str, Object]],
+    report: Report,
+    kinds: set[tuple[str, str]],
+) -> None:
+    appset = next(
+        (
+            a
+            for a in appsets
+            if ((((a.get("spec") or {}).get("template") or {}).get("spec") or {}).get("source") or {}).get(
+                "path"
+            )
+            == str(env.overlay)
+        ),
+        None,
+    )
+    if appset is None:
+        report.add("argocd", f"ApplicationSet for {env.overlay}", "missing", env.name)
+        return
+    subject = f"ApplicationSet/{appset['metadata']['name']}"
+    spec = appset.get("spec") or {}
+    template = (spec.get("template") or {}).get("spec") or {}
+    # Clusters are chosen by their labels; an environment never lands on a cluster unlabelled for it.
+    selectors = [((g.get("clusters") or {}).get("selector") or {}) for g in spec.get("generators") or []]
+    if not selectors or not all(
+        (sel.get("matchLabels") or {}).get(ENV_LABEL) == env.name for sel in selectors
+    ):
+        report.add(
+            "argocd",
+            subject,
+            f"every generator must be a clusters generator selecting {ENV_LABEL}: {env.name}",
+            env.name,
         )
-        if app is None:
-            report.add("argocd", f"Application for {env.overlay}", "missing", env.name)
-            continue
-        subject = f"Application/{app['metadata']['name']}"
-        spec = app.get("spec") or {}
-        if spec.get("project") != "wealist":
-            report.add("argocd", subject, "is not in the wealist project", env.name)
-        automated = ((spec.get("syncPolicy") or {}).get("automated")) or {}
-        if not (automated.get("prune") and automated.get("selfHeal")):
-            report.add("argocd", subject, "automated sync needs prune and selfHeal", env.name)
-        if not ((spec.get("syncPolicy") or {}).get("retry") or {}).get("backoff"):
-            report.add("argocd", subject, "no retry with backoff", env.name)
-        if "namespace" in ((spec.get("source") or {}).get("kustomize") or {}):
+    flavours = {
+        value
+        for sel in selectors
+        for expr in sel.get("matchExpressions") or []
+        if expr.get("key") == FLAVOUR_LABEL and expr.get("operator") == "In"
+        for value in expr.get("values") or []
+    }
+    for cluster in cfg.clusters:
+        if cluster.environment == env.name and cluster.flavour not in flavours:
             report.add(
                 "argocd",
                 subject,
-                "sets source.kustomize.namespace: it moves every object into one namespace",
+                f"cluster {cluster.name} ({cluster.flavour}) is not selected: flavours {sorted(flavours)}",
                 env.name,
             )
-        if env.name == "prod":
-            ignored = {
-                d.get("name")
-                for d in spec.get("ignoreDifferences") or []
-                if d.get("kind") == "Deployment" and "/spec/replicas" in (d.get("jsonPointers") or [])
-            }
-            for component in STATELESS:
-                if component not in ignored:
-                    report.add(
-                        "argocd",
-                        subject,
-                        f"does not ignore spec.replicas of {component} (its HPA scales it)",
-                        env.name,
-                    )
+    if not (spec.get("syncPolicy") or {}).get("preserveResourcesOnDeletion"):
+        report.add(
+            "argocd",
+            subject,
+            "without syncPolicy.preserveResourcesOnDeletion, removing a cluster's label deletes everything "
+            "it ran, data included",
+            env.name,
+        )
+    revision = (template.get("source") or {}).get("targetRevision")
+    if revision != (env.deploy_branch or "main"):
+        report.add(
+            "argocd",
+            subject,
+            f"follows {revision!r}, but promotion.yaml deploys {env.name} from {env.deploy_branch or 'main'}",
+            env.name,
+        )
+    components = ((template.get("source") or {}).get("kustomize") or {}).get("components") or []
+    if not any("components/clusters/" in str(c) for c in components):
+        report.add("argocd", subject, "does not add the cluster's flavour component", env.name)
+    project_name = str(template.get("project", ""))
+    if project_name not in projects:
+        report.add("argocd", subject, f"project {project_name!r} is not defined under argocd/", env.name)
+    else:
+        project = projects[project_name][1]
+        pspec = project.get("spec") or {}
+        destinations = {d.get("namespace") for d in pspec.get("destinations") or []}
+        expected = {namespace_of(c, env.name) for c in NAMESPACE_PREFIX}
+        if destinations != expected:
+            report.add(
+                "argocd",
+                f"AppProject/{project_name}",
+                f"destinations {sorted(str(d) for d in destinations)} are not exactly {env.name}'s",
+                env.name,
+            )
+        repos = pspec.get("sourceRepos") or []
+        if len(repos) != 1 or "*" in repos[0]:
+            report.add(
+                "argocd", f"AppProject/{project_name}", "sourceRepos must name exactly this repository"
+            )
+        # Argo CD refuses to sync a kind the project does not list: the sync fails at that object.
+        for group, kind in sorted(kinds - _whitelist(project)):
+            report.add(
+                "argocd",
+                f"AppProject/{project_name}",
+                f"does not permit {kind} ({group or 'core'}), which {env.name} renders: Argo CD would refuse "
+                "to sync it",
+                env.name,
+            )
+    automated = ((template.get("syncPolicy") or {}).get("automated")) or {}
+    if not (automated.get("prune") and automated.get("selfHeal")):
+        report.add("argocd", subject, "automated sync needs prune and selfHeal", env.name)
+    if not ((template.get("syncPolicy") or {}).get("retry") or {}).get("backoff"):
+        report.add("argocd", subject, "no retry with backoff", env.name)
+    if "namespace" in ((template.get("source") or {}).get("kustomize") or {}):
+        report.add(
+            "argocd",
+            subject,
+            "sets source.kustomize.namespace: it moves every object into one namespace",
+            env.name,
+        )
+    if ("autoscaling", "HorizontalPodAutoscaler") in kinds:
+        ignored = {
+            d.get("name")
+            for d in template.get("ignoreDifferences") or []
+            if d.get("kind") == "Deployment" and "/spec/replicas" in (d.get("jsonPointers") or [])
+        }
+        for component in STATELESS:
+            if component not in ignored:
+                report.add(
+                    "argocd",
+                    subject,
+                    f"does not ignore spec.replicas of {component} (its HPA scales it)",
+                    env.name,
+                )
