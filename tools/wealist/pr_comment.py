@@ -13,7 +13,7 @@ from .gitrepo import GitRepo
 from .review import diffs_against_ref
 
 MARKER = "<!-- wealist:rendered-diff -->"
-SHARED_PATHS = ("base/", "promotion.yaml")  # a change here can change every environment
+SHARED_PATHS = ("base/", "components/", "promotion.yaml")  # a change here can change every environment
 
 
 @dataclass(frozen=True)
