@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from wealist.errors import ConfigError
+from wealist.files import write_if_changed
 from wealist.images import ImageRef
-from wealist.kustomization import read_images, set_images, write_if_changed
+from wealist.kustomization import read_images, set_images
 
 DIGEST = "sha256:" + "ab" * 32
 

@@ -592,7 +592,7 @@ def seal_cmd(
 
     The SealedSecret records the fingerprint of the key it was sealed for (wealist.io/sealed-for),
     so validate can tell on which cluster it opens."""
-    from .kustomization import write_if_changed
+    from .files import write_if_changed
     from .seal import SealRequest, cluster_cert, parse_pairs, seal, to_yaml
 
     if (cert is None) == (cluster is None):
@@ -619,11 +619,12 @@ def _run(command: click.Command, prog_name: str) -> None:
     Click's own usage errors would print the usage banner and a hint around the message; a script
     and a person both read one line better.
     """
+    from .errors import WealistError
     from .masking import mask
 
     try:
         code = command.main(prog_name=prog_name, standalone_mode=False)
-    except click.ClickException as exc:
+    except (click.ClickException, WealistError) as exc:
         click.echo(mask(f"Error: {exc.format_message()}"), err=True)
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -106,7 +106,7 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     try:
         data = YAML(typ="safe").load(text)
     except YAMLError as exc:
-        from .kustomization import describe_yaml_error
+        from .yamlerrors import describe_yaml_error
 
         raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
     if not isinstance(data, dict):

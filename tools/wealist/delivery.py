@@ -12,9 +12,9 @@ import uuid
 from . import transaction
 from .config import Config
 from .errors import ForgeError, GitError, RefusedError
+from .files import write_if_changed
 from .forge import BODY_LIMIT, GitHub, compare_url, fit_lines
 from .gitrepo import GitRepo
-from .kustomization import write_if_changed
 from .promote import Log, Plan, PromotionResult
 
 
@@ -25,7 +25,7 @@ def deliver_pull_request(
     remote, base = target
     commit = _commit_in_worktree(repo, plan)
     branch, replaces = _free_branch(repo, remote, plan.branch_name(), repo.tree(commit))
-    repo.run("branch", "-f", branch, commit)
+    repo.set_branch(branch, commit)
     log(f"pushing {branch} to {remote}")
     try:
         # Same content as the existing branch (a re-run, perhaps with a new reason): replace it,
@@ -68,26 +68,23 @@ def deliver_pull_request(
 
 def _commit_in_worktree(repo: GitRepo, plan: Plan) -> str:
     path = transaction.scratch_dir(repo) / f"pr-{uuid.uuid4().hex[:8]}"
-    repo.run("worktree", "add", "--detach", "-q", str(path), plan.head)
+    repo.add_worktree(path, plan.head)
     try:
         worktree = GitRepo(path)
         write_if_changed(worktree.root / plan.path, plan.new_text)
         return worktree.commit(plan.message(), [plan.path])
     finally:
         shutil.rmtree(path, ignore_errors=True)
-        repo.run("worktree", "prune")
+        repo.prune_worktrees()
 
 
 def _free_branch(repo: GitRepo, remote: str, wanted: str, tree: str) -> tuple[str, str | None]:
     """``wanted``, or ``wanted-2``, ``-3``...: the first that is free or already holds this tree,
     with the remote commit it would replace (None for a new branch)."""
-    remote_heads = {}
-    for line in repo.run("ls-remote", "--heads", remote, f"{wanted}*").splitlines():
-        sha, _, ref = line.partition("\t")
-        remote_heads[ref.removeprefix("refs/heads/")] = sha
+    remote_heads = repo.remote_heads(remote, f"{wanted}*")
     for n in range(1, 100):
         name = wanted if n == 1 else f"{wanted}-{n}"
-        local = repo.run("for-each-ref", "--format=%(objectname)", f"refs/heads/{name}")
+        local = repo.local_branch(name)
         tips = [t for t in (remote_heads.get(name), local) if t]
         if not tips:
             return name, None

@@ -63,7 +63,7 @@ def advance(
     repo.fetch(remote, env.deploy_branch)
     current = repo.rev(f"{remote}/{env.deploy_branch}")
     paths = [str(env.overlay), *SHARED_INPUTS]
-    touching = repo.run("log", "--format=%H", f"{current}..{sha}", "--", *paths).split()
+    touching = repo.commits_touching(f"{current}..{sha}", paths)
     unreviewed = [c for c in touching if c not in github.pull_commits(number) | {sha}]
     if unreviewed:
         raise RefusedError(

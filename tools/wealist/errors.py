@@ -1,18 +1,20 @@
 """The tool's exceptions: one base, one exit code per kind of failure.
 
-Click prints a ClickException as ``Error: <message>`` on stderr and exits with its ``exit_code``,
-so every refusal reaches the user as one line without a traceback.
+Plain exceptions, so the core does not depend on the command line: the CLI prints each as one
+``Error: <message>`` line on stderr and exits with its ``exit_code``.
 """
 
 from __future__ import annotations
 
-import click
 
-
-class WealistError(click.ClickException):
+class WealistError(Exception):
     """The operation failed or was refused (exit 1)."""
 
     exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
     def format_message(self) -> str:
         from .masking import mask

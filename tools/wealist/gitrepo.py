@@ -40,7 +40,7 @@ class GitRepo:
         self.root = Path(self._repo.working_tree_dir)
         self.git_dir = Path(self._repo.git_dir)
 
-    def run(self, *args: str, strip: bool = True) -> str:
+    def _run(self, *args: str, strip: bool = True) -> str:
         """Run ``git ARGS`` in the work tree; a failure becomes GitError with git's own message."""
         from git import GitCommandError
 
@@ -50,7 +50,7 @@ class GitRepo:
             raise GitError(f"git {args[0]} failed: {_git_message(exc)}") from exc
         return str(out)
 
-    def run_bytes(self, *args: str) -> bytes:
+    def _run_bytes(self, *args: str) -> bytes:
         from git import GitCommandError
 
         try:
@@ -66,33 +66,33 @@ class GitRepo:
 
     def head(self) -> str:
         try:
-            return self.run("rev-parse", "--verify", "-q", "HEAD")
+            return self._run("rev-parse", "--verify", "-q", "HEAD")
         except GitError:
             raise RefusedError(f"{self.root} has no commits yet") from None
 
     def rev(self, rev: str) -> str:
-        return self.run("rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        return self._run("rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
 
     def tree(self, rev: str) -> str:
-        return self.run("rev-parse", f"{rev}^{{tree}}")
+        return self._run("rev-parse", f"{rev}^{{tree}}")
 
     def branch(self) -> str | None:
         """The checked-out branch, or None on a detached HEAD."""
         try:
-            return self.run("symbolic-ref", "--short", "-q", "HEAD") or None
+            return self._run("symbolic-ref", "--short", "-q", "HEAD") or None
         except GitError:
             return None
 
     def show(self, rev: str, path: str) -> str | None:
         """The content of ``path`` at ``rev``, or None when it does not exist there."""
         try:
-            return self.run("show", f"{rev}:{path}", strip=False)
+            return self._run("show", f"{rev}:{path}", strip=False)
         except GitError:
             return None
 
     def staged(self) -> list[str]:
         return (
-            self.run("diff", "--cached", "--name-only", "-z").split("\0")[:-1] if self._has_staged() else []
+            self._run("diff", "--cached", "--name-only", "-z").split("\0")[:-1] if self._has_staged() else []
         )
 
     def _has_staged(self) -> bool:
@@ -108,11 +108,11 @@ class GitRepo:
 
     def modified(self, path: str) -> bool:
         """Whether ``path`` differs from HEAD in the index or the work tree."""
-        return bool(self.run("status", "--porcelain", "--untracked-files=no", "--", path))
+        return bool(self._run("status", "--porcelain", "--untracked-files=no", "--", path))
 
     def identity(self) -> str:
         try:
-            return self.run("var", "GIT_COMMITTER_IDENT")
+            return self._run("var", "GIT_COMMITTER_IDENT")
         except GitError:
             raise RefusedError(
                 "no git identity: set it with git config user.name and git config user.email"
@@ -121,14 +121,14 @@ class GitRepo:
     def archive(self, rev: str, dest: Path, paths: list[str] | None = None) -> None:
         """Materialise the tree of ``rev`` (or only ``paths`` of it) in ``dest``: no .git, nothing
         from the work tree."""
-        data = self.run_bytes("archive", "--format=tar", rev, *(["--", *paths] if paths else []))
+        data = self._run_bytes("archive", "--format=tar", rev, *(["--", *paths] if paths else []))
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(dest, filter="data")
 
     def log(self, *args: str) -> list[LogEntry]:
         """Commits as LogEntry (``args`` select them, e.g. a grep or a range)."""
         fmt = "%H%x1f%an%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
-        out = self.run("log", f"--format={fmt}", *args, strip=False)
+        out = self._run("log", f"--format={fmt}", *args, strip=False)
         entries = []
         for record in out.split("\x1e"):
             fields = record.strip("\n").split("\x1f")
@@ -142,9 +142,38 @@ class GitRepo:
             entries.append(LogEntry(sha, author, date, subject, trailers))
         return entries
 
+    def commits_touching(self, revision_range: str, paths: list[str]) -> list[str]:
+        """Commits in ``revision_range`` (e.g. ``HEAD`` or ``A..B``) that change any of ``paths``."""
+        return self._run("log", "--format=%H", revision_range, "--", *paths).split()
+
+    def changed_paths(self, base: str, head: str = "HEAD") -> list[str]:
+        """Files that differ between the merge base of ``base`` and ``head``, and ``head``."""
+        return self._run("diff", "--name-only", f"{base}...{head}").splitlines()
+
+    def tree_changes(self, old: str, new: str) -> list[tuple[str, str]] | None:
+        """(status, path) of every file that differs between two trees; None if ``old`` is gone."""
+        try:
+            out = self._run("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, strip=False)
+        except GitError:
+            return None
+        fields = out.split("\0")
+        return [(status, path) for status, path in zip(fields[0::2], fields[1::2], strict=False) if path]
+
+    def remote_heads(self, remote: str, pattern: str) -> dict[str, str]:
+        """Branch name -> commit on ``remote``, for branches matching ``pattern``."""
+        heads = {}
+        for line in self._run("ls-remote", "--heads", remote, pattern).splitlines():
+            sha, _, ref = line.partition("\t")
+            heads[ref.removeprefix("refs/heads/")] = sha
+        return heads
+
+    def local_branch(self, name: str) -> str | None:
+        """The commit of local branch ``name``, or None."""
+        return self._run("for-each-ref", "--format=%(objectname)", f"refs/heads/{name}") or None
+
     def has_commit(self, sha: str) -> bool:
         try:
-            self.run("cat-file", "-e", f"{sha}^{{commit}}")
+            self._run("cat-file", "-e", f"{sha}^{{commit}}")
         except GitError:
             return False
         return True
@@ -152,7 +181,7 @@ class GitRepo:
     def upstream(self) -> tuple[str, str] | None:
         """(remote, branch) the current branch tracks, or None."""
         try:
-            ref = self.run("rev-parse", "--symbolic-full-name", "@{upstream}")
+            ref = self._run("rev-parse", "--symbolic-full-name", "@{upstream}")
         except GitError:
             return None
         # refs/remotes/<remote>/<branch>: the remote's name cannot hold a slash in our setups
@@ -160,7 +189,7 @@ class GitRepo:
         return (parts[2], parts[3]) if len(parts) == 4 and parts[1] == "remotes" else None
 
     def count(self, revision_range: str) -> int:
-        return int(self.run("rev-list", "--count", revision_range))
+        return int(self._run("rev-list", "--count", revision_range))
 
     def state_dir(self) -> Path:
         """``.git/wealist``: the lock, the interruption journal, scratch trees, the render cache.
@@ -170,19 +199,39 @@ class GitRepo:
 
     # -- writing -------------------------------------------------------------------------------
 
+    def set_branch(self, name: str, commit: str) -> None:
+        """Create or move local branch ``name`` to ``commit`` (never the checked-out one)."""
+        self._run("branch", "-f", name, commit)
+
+    def move_head_keeping_changes(self, rev: str) -> None:
+        """``git reset --keep``: move the current branch to ``rev``, keeping uncommitted work (git
+        refuses if that work would be lost)."""
+        self._run("reset", "-q", "--keep", rev)
+
+    def unstage(self, path: str) -> None:
+        """Make the index entry of ``path`` match HEAD again."""
+        self._run("reset", "-q", "--", path)
+
+    def add_worktree(self, path: Path, commit: str) -> None:
+        """A detached scratch worktree at ``commit``."""
+        self._run("worktree", "add", "--detach", "-q", str(path), commit)
+
+    def prune_worktrees(self) -> None:
+        self._run("worktree", "prune")
+
     def commit(self, message: str, paths: list[str]) -> str:
         """Commit exactly ``paths`` (their work-tree content) with git itself; returns the new HEAD."""
         message_file = self.state_dir() / "COMMIT_MSG"
         message_file.parent.mkdir(exist_ok=True)
         message_file.write_text(message, encoding="utf-8")
         try:
-            self.run("commit", "-q", "--no-edit", "-F", str(message_file), "--", *paths)
+            self._run("commit", "-q", "--no-edit", "-F", str(message_file), "--", *paths)
         finally:
             message_file.unlink(missing_ok=True)
         return self.head()
 
     def fetch(self, remote: str, branch: str) -> None:
-        self.run("fetch", "-q", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+        self._run("fetch", "-q", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
 
     def push(self, remote: str, src: str, branch: str, lease: str | None = None) -> None:
         """Push ``src`` to ``branch``; with ``lease``, only replace the branch if it is still at ``lease``."""

@@ -8,16 +8,14 @@ it was. A round-trip dump would re-indent and re-wrap; splicing cannot.
 from __future__ import annotations
 
 import functools
-import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 from .images import ImageRef
+from .yamlerrors import describe_yaml_error
 
 
 @dataclass(frozen=True)
@@ -29,14 +27,6 @@ class ImageEntry:
     @property
     def rendered_name(self) -> str:
         return self.new_name or self.name
-
-
-def describe_yaml_error(exc: Exception) -> str:
-    """A YAML parser error on one line: what and where (ruamel's own text spans several)."""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    return f"{problem}{where}"
 
 
 @functools.lru_cache(maxsize=8)
@@ -186,23 +176,3 @@ _NOT_A_STRING = re.compile(
 def _plain(value: str) -> str:
     """``value`` as YAML, quoted only where a plain scalar would not read back as this string."""
     return f'"{value}"' if _NOT_A_STRING.fullmatch(value) else value
-
-
-def write_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` to ``path`` atomically (temp file + rename) unless it already holds it."""
-    try:
-        if path.read_text(encoding="utf-8") == text:
-            return False
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True

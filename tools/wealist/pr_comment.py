@@ -25,7 +25,7 @@ class EnvDiff:
 def touched_environments(root: Path, base: str) -> list[str]:
     repo = GitRepo(root)
     cfg = load_config(repo.root)
-    changed = repo.run("diff", "--name-only", f"{repo.rev(base)}...HEAD").splitlines()
+    changed = repo.changed_paths(repo.rev(base))
     if any(path.startswith(SHARED_PATHS) for path in changed):
         return [e.name for e in cfg.environments]
     return [e.name for e in cfg.environments if any(path.startswith(f"{e.overlay}/") for path in changed)]

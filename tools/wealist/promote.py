@@ -21,10 +21,11 @@ from pathlib import Path
 from . import transaction
 from .config import Component, Config, Environment, load_config
 from .errors import ConfigError, PushRejected, RefusedError, UsageError
+from .files import write_if_changed
 from .gitrepo import GitRepo
 from .history import TrailerSet, overlay_images, promotions
 from .images import ImageRef, parse_ref, show, split_reference
-from .kustomization import ImageEntry, read_images, set_images, write_if_changed
+from .kustomization import ImageEntry, read_images, set_images
 from .render import Renderer, find_renderer
 from .treecopy import TreeCopy
 
@@ -575,7 +576,7 @@ def _push_direct(
             )
         log(f"{upstream_ref} moved; re-applying the promotion on it (attempt {attempt + 1})")
         own = repo.head()
-        repo.run("reset", "-q", "--keep", upstream_ref)
+        repo.move_head_keeping_changes(upstream_ref)
         try:
             # The same edit, exactly: the changed components and their new references.
             targets = {c.component: c.new for c in result.plan.changes}
@@ -591,5 +592,5 @@ def _push_direct(
             check.remember(repo, env, result.commit)
             result.diff, result.plan = check.diff, plan
         except BaseException:
-            repo.run("reset", "-q", "--keep", own)  # put the user's branch back on their commit
+            repo.move_head_keeping_changes(own)  # put the user's branch back on their commit
             raise

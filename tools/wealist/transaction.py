@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 
 from .errors import RefusedError
+from .files import write_if_changed
 from .gitrepo import GitRepo
-from .kustomization import write_if_changed
 
 LOCK_WAIT_SECONDS = 60.0
 SCRATCH = "tmp"  # .git/wealist/tmp: worktrees of interrupted pull-request deliveries are cleared
@@ -100,7 +100,7 @@ def recover(repo: GitRepo) -> str | None:
     """Heal what a killed run left; returns a sentence for the user when there was something."""
     shutil.rmtree(repo.state_dir() / SCRATCH, ignore_errors=True)
     if (repo.git_dir / "worktrees").is_dir():  # a pull-request delivery was interrupted
-        repo.run("worktree", "prune")
+        repo.prune_worktrees()
     journal_file = _journal_path(repo)
     try:
         journal = Journal(**json.loads(journal_file.read_text(encoding="utf-8")))
@@ -118,11 +118,11 @@ def recover(repo: GitRepo) -> str | None:
     if repo.head() != journal.head:
         # The commit landed (git moves the branch only once the commit is complete). Make the index
         # agree with it in case the run died before git wrote the index back.
-        repo.run("reset", "-q", "--", journal.path)
+        repo.unstage(journal.path)
         message = "an interrupted promotion had completed its commit; cleaned up after it"
     else:
         write_if_changed(target, journal.original)
-        repo.run("reset", "-q", "--", journal.path)
+        repo.unstage(journal.path)
         message = f"an interrupted promotion was rolled back; {journal.path} is as it was"
     finish(repo)
     return message

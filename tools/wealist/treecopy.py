@@ -12,9 +12,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .errors import GitError
+from .files import write_if_changed
 from .gitrepo import GitRepo
-from .kustomization import write_if_changed
 
 
 class TreeCopy:
@@ -49,18 +48,14 @@ class TreeCopy:
         write_if_changed(self._marker, tree + "\n")
 
     def _update(self, old: str, new: str) -> bool:
-        try:
-            out = self._repo.run(
-                "diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, strip=False
-            )
-        except GitError:
+        changes = self._repo.tree_changes(old, new)
+        if changes is None:
             return False  # the old tree is gone (gc): rebuild
-        fields = out.split("\0")
         changed = []
-        for status, path in zip(fields[0::2], fields[1::2], strict=False):
+        for status, path in changes:
             if status == "D":
                 (self.root / path).unlink(missing_ok=True)
-            elif path:
+            else:
                 changed.append(path)
         if changed:
             self._repo.archive(new, self.root, changed)
