@@ -168,10 +168,46 @@ def test_wealist_umbrella_status_history_render_diff(world: World) -> None:
     assert "+        image: ghcr.io/wealist/board-api:v1.1.0" in against
 
 
-def test_unexpected_errors_are_one_line_without_debug(world: World) -> None:
+def test_a_configuration_error_is_one_line(world: World) -> None:
     (world.work / "promotion.yaml").write_text("environments: [")
     proc = cli("--env", "dev", "--tag", "v1", cwd=world.work)
     assert_refused(proc, 1, "promotion.yaml is not valid YAML")
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "line"),
+    [
+        (ValueError("boom"), 1, "Error: unexpected ValueError: boom (rerun with --debug for details)"),
+        (KeyboardInterrupt(), 130, "Error: interrupted"),
+    ],
+)
+def test_unexpected_errors_and_interrupts_are_one_line(
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    raised: BaseException,
+    code: int,
+    line: str,
+) -> None:
+    import wealist.review
+    from wealist import cli as cli_module
+
+    def explode(*_args: object) -> str:
+        raise raised
+
+    monkeypatch.setattr(wealist.review, "render_env", explode)
+    monkeypatch.setattr(cli_module, "_debug", False)  # restored afterwards: --debug below sets it
+    monkeypatch.setattr(sys, "argv", ["wealist", "render", "--env", "dev", "--repo", str(world.work)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli_module.main()
+    assert exit_info.value.code == code
+    assert capsys.readouterr().err.strip().splitlines()[-1] == line
+    monkeypatch.setattr(
+        sys, "argv", ["wealist", "render", "--env", "dev", "--debug", "--repo", str(world.work)]
+    )
+    if code == 1:
+        with pytest.raises(ValueError, match="boom"):  # --debug: the traceback, not a line
+            cli_module.main()
 
 
 def test_help_is_fast_because_heavy_modules_load_lazily() -> None:

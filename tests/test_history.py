@@ -10,7 +10,8 @@ from wealist.errors import RefusedError, UsageError
 from wealist.gitrepo import GitRepo
 from wealist.history import promotions, status
 from wealist.images import ImageRef
-from wealist.promote import PromotionRequest, promote
+from wealist.plan import PromotionRequest
+from wealist.promote import promote
 from wealist.rollback import rollback
 
 DEV = "overlays/dev/kustomization.yaml"

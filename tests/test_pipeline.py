@@ -14,8 +14,9 @@ from ruamel.yaml import YAML
 
 from conftest import ROOT, FakeGitHub, World, git
 from wealist.cli import cli as wealist_cli
+from wealist.plan import PromotionRequest
 from wealist.pr_comment import MARKER, touched_environments
-from wealist.promote import PromotionRequest, promote
+from wealist.promote import promote
 
 WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
 BIN = Path(sys.executable).parent

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import Snapshot, World, git
 from wealist.errors import ConfigError, RefusedError, RenderError, UsageError
 from wealist.images import ImageRef
-from wealist.promote import PromotionRequest, promote
+from wealist.plan import PromotionRequest
+from wealist.promote import promote
 
 DEV = "overlays/dev/kustomization.yaml"
 PROD = "overlays/prod/kustomization.yaml"
@@ -63,9 +66,14 @@ def test_only_selected_components_change(world: World) -> None:
 
 def test_nothing_to_change_makes_no_commit(world: World) -> None:
     head = world.head()
+    before = Snapshot.take(world.work)
     result = run(world, env="dev", tag="v1.0.0")
-    assert result.nothing_to_do
-    assert world.head() == head
+    assert (result.plan.changes, result.plan.unchanged, result.commit) == (
+        (),
+        ("board-api", "frontend"),
+        None,
+    )
+    assert world.head() == head and Snapshot.take(world.work) == before
 
 
 def test_digest_pin_and_unpin(world: World) -> None:
@@ -245,11 +253,47 @@ def test_second_promotion_renders_once_from_the_cache(world: World) -> None:
     assert "newTag: v1.2.0" in world.read(DEV)
 
 
+def test_the_cache_saves_the_render_of_the_unchanged_tree(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a promotion, the next one renders only the edited tree: one kustomize run, not two."""
+    from wealist.render import Renderer
+
+    run(world, env="dev", tag="v1.1.0")
+    renders: list[str] = []
+    real_build = Renderer.build
+
+    def counting_build(self: Renderer, path: Path) -> str:
+        renders.append(str(path))
+        return real_build(self, path)
+
+    monkeypatch.setattr(Renderer, "build", counting_build)
+    run(world, env="dev", tag="v1.2.0")
+    assert len(renders) == 1
+    cache = world.work / ".git" / "wealist" / "cache"
+    for entry in cache.iterdir():
+        entry.write_text("stale: the cache was read\n")  # a cache that is read changes the outcome
+    with pytest.raises(RefusedError, match="would change more than image fields"):
+        run(world, env="dev", tag="v1.3.0")
+
+
+def test_the_order_guard_compares_digests(world: World) -> None:
+    """A pinned digest must be the very digest that ran before: the same tag is not enough."""
+    other = "sha256:" + "e" * 64
+    run(world, env="dev", tag=f"v1.1.0@{DIGEST}")
+    with pytest.raises(
+        RefusedError, match=r"order guard: board-api v1\.1\.0@sha256:eeee.* has not run in dev"
+    ):
+        run(world, env="prod", tag=f"v1.1.0@{other}", delivery="direct")
+    run(world, env="prod", tag=f"v1.1.0@{DIGEST}", delivery="direct")  # the digest that ran
+    assert f"digest: {DIGEST}" in world.read("overlays/prod/kustomization.yaml")
+
+
 def test_fast_unified_diff_matches_difflib() -> None:
     import difflib
     import random
 
-    from wealist.promote import unified
+    from wealist.verify import unified
 
     rng = random.Random(7)
     before = [f"line {i}\n" for i in range(300)]

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FakeGitHub, Snapshot, World, git
-from wealist.promote import PromotionRequest, promote
+from wealist.plan import PromotionRequest
+from wealist.promote import promote
 
 BIN = Path(sys.executable).parent
 PROD = "overlays/prod/kustomization.yaml"
@@ -209,7 +210,7 @@ def test_long_diffs_are_truncated_to_githubs_body_limit() -> None:
     from wealist.delivery import pull_request_body
     from wealist.forge import BODY_LIMIT
     from wealist.images import ImageRef
-    from wealist.promote import Change, Plan
+    from wealist.plan import Change, Plan
 
     plan = Plan(
         env=Environment("prod", "pull-request"),

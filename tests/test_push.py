@@ -10,7 +10,8 @@ import pytest
 
 from conftest import Snapshot, World, git
 from wealist.errors import RefusedError
-from wealist.promote import PromotionRequest, promote
+from wealist.plan import PromotionRequest
+from wealist.promote import promote
 
 BIN = Path(sys.executable).parent
 DEV = "overlays/dev/kustomization.yaml"

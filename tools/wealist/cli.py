@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from .delivery import PromotionResult
     from .history import ManualChange, Promotion, Status
-    from .promote import PromotionResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,35 +151,7 @@ def _print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) 
     plan = result.plan
     assert plan is not None
     if fmt == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "env": plan.env.name,
-                    "delivery": plan.delivery,
-                    "dry_run": dry_run,
-                    "changes": [
-                        {
-                            "component": c.component,
-                            "from": str(c.old) if c.old else None,
-                            "to": str(c.new),
-                            "image": c.reference(c.new),
-                            "evidence": c.evidence,
-                        }
-                        for c in plan.changes
-                    ],
-                    "unchanged": list(plan.unchanged),
-                    "forced": list(plan.forced),
-                    "commit": result.commit,
-                    "branch": result.branch,
-                    "pushed": result.pushed,
-                    "pull_request": result.pull_request,
-                    "compare_url": result.compare_url,
-                    "diff": result.diff,
-                    "notes": result.notes,
-                },
-                indent=2,
-            )
-        )
+        click.echo(json.dumps(result.as_json(dry_run), indent=2))
         return
     if not plan.changes:
         click.echo(
@@ -270,7 +242,8 @@ def promote_cmd(
     fmt: str,
 ) -> None:
     """Promote image tags to an environment through a git commit (or a pull request)."""
-    from .promote import PromotionRequest, promote
+    from .plan import PromotionRequest
+    from .promote import promote
 
     request = PromotionRequest(
         env=env,
@@ -310,7 +283,7 @@ def rollback_cmd(
     fmt: str,
 ) -> None:
     """Return an environment to an earlier state with a new commit (history is never rewritten)."""
-    from .promote import PromotionRequest
+    from .plan import PromotionRequest
     from .rollback import rollback
 
     request = PromotionRequest(

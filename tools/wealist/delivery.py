@@ -1,21 +1,195 @@
-"""Pull-request delivery: the promotion commit goes on its own branch, pushed, with a pull request.
+"""Delivery: the promotion commit, made by git, and how it leaves this clone (a direct push with
+compare-and-swap retries, or a branch and a pull request).
 
-The commit is made by git in a scratch worktree at HEAD, so the user's branch, index and files stay
-exactly as they were; only a new branch ref appears, locally and on the remote.
+Pull-request delivery commits in a scratch worktree at the planned commit, so the user's branch,
+index and files stay exactly as they were; only a new branch ref appears, locally and on the remote.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import shutil
+import time
 import uuid
+from dataclasses import dataclass, field
 
 from . import transaction
-from .config import Config
-from .errors import ForgeError, GitError, RefusedError
+from .config import Config, Environment
+from .errors import ForgeError, GitError, PushRejected, RefusedError
 from .files import write_if_changed
 from .forge import BODY_LIMIT, GitHub, compare_url, fit_lines
 from .gitrepo import GitRepo
-from .promote import Log, Plan, PromotionResult
+from .history import overlay_images
+from .images import ImageRef
+from .plan import Intent, Log, Plan, make_plan
+from .verify import verify_render
+
+PUSH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class PromotionResult:
+    """What a promotion did: its plan, the rendered diff, and where the commit went."""
+
+    plan: Plan
+    diff: str = ""
+    commit: str | None = None
+    branch: str | None = None
+    pushed: bool = False
+    pull_request: str | None = None
+    compare_url: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self, dry_run: bool) -> dict[str, object]:
+        plan = self.plan
+        return {
+            "env": plan.env.name,
+            "delivery": plan.delivery,
+            "dry_run": dry_run,
+            "changes": [
+                {
+                    "component": c.component,
+                    "from": str(c.old) if c.old else None,
+                    "to": str(c.new),
+                    "image": c.reference(c.new),
+                    "evidence": c.evidence,
+                }
+                for c in plan.changes
+            ],
+            "unchanged": list(plan.unchanged),
+            "forced": list(plan.forced),
+            "commit": self.commit,
+            "branch": self.branch,
+            "pushed": self.pushed,
+            "pull_request": self.pull_request,
+            "compare_url": self.compare_url,
+            "diff": self.diff,
+            "notes": self.notes,
+        }
+
+
+def check_clean(repo: GitRepo, env: Environment) -> None:
+    """Refuse when anything is staged or the overlay has uncommitted changes."""
+    staged = repo.staged()
+    if staged:
+        raise RefusedError(f"staged changes exist ({', '.join(staged[:5])}): commit or unstage them first")
+    if repo.modified(str(env.kustomization)):
+        raise RefusedError(f"{env.kustomization} has uncommitted changes: commit or discard them first")
+
+
+def remote_branch(repo: GitRepo) -> tuple[str, str]:
+    """The remote branch that promotions publish to: the upstream of the current branch."""
+    branch = repo.branch()
+    if branch is None:
+        raise RefusedError("HEAD is detached: check out the branch that environments are promoted on")
+    upstream = repo.upstream()
+    if upstream is None:
+        raise RefusedError(
+            f"branch {branch} tracks no remote branch: set one with git branch -u origin/{branch}"
+        )
+    return upstream
+
+
+def publish_base(repo: GitRepo, delivery: str, target: tuple[str, str]) -> str:
+    """Fetch the remote branch; the commit a published promotion is planned on.
+
+    A pull request is planned on the remote tip, so it holds only the promotion whatever the local
+    branch has; a direct push refuses to publish unpushed local commits along with it.
+    """
+    remote, branch = target
+    repo.fetch(remote, branch)
+    if delivery == "pull-request":
+        return repo.rev(f"{remote}/{branch}")
+    ahead = repo.count(f"{remote}/{branch}..HEAD")
+    if ahead:
+        raise RefusedError(
+            f"{branch} has {ahead} unpushed commit(s): push or drop them first, so that --push "
+            "publishes only the promotion"
+        )
+    return repo.head()
+
+
+def commit_plan(repo: GitRepo, plan: Plan) -> str:
+    """Write the overlay and commit it with git, under the journal that heals an interruption."""
+    transaction.begin(repo, plan.head, plan.path, plan.old_text)
+    write_if_changed(repo.root / plan.path, plan.new_text)
+    commit = repo.commit(plan.message(), [plan.path])
+    transaction.finish(repo)
+    return commit
+
+
+def plan_verify_commit(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> PromotionResult:
+    """Plan on ``head``, prove it by rendering, commit it: the first attempt and every retry."""
+    plan = make_plan(repo, cfg, intent, head)
+    if not plan.changes:
+        return PromotionResult(plan=plan)
+    check = verify_render(repo, plan)
+    commit = commit_plan(repo, plan)
+    check.remember(repo, plan.env, commit)
+    return PromotionResult(plan=plan, diff=check.diff, commit=commit, branch=repo.branch())
+
+
+def push_direct(
+    repo: GitRepo, cfg: Config, intent: Intent, result: PromotionResult, target: tuple[str, str], log: Log
+) -> PromotionResult:
+    """Push the promotion; when the remote moved, re-apply the same edit on its new tip
+    (compare-and-swap: refused if the environment no longer runs what the plan said) and retry
+    with backoff."""
+    remote, branch = target
+    retry = intent.retargeted({c.component: c.new for c in result.plan.changes})
+    expected = {c.component: c.old for c in result.plan.changes}
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            repo.push(remote, "HEAD", branch)
+            return dataclasses.replace(result, pushed=True)
+        except PushRejected:
+            if attempt == PUSH_ATTEMPTS:
+                raise RefusedError(
+                    f"{remote}/{branch} kept moving; gave up after {attempt} attempts. Your promotion "
+                    f"{result.commit and result.commit[:10]} is committed on {branch}, not pushed"
+                ) from None
+        time.sleep(min(2.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+        upstream = f"{remote}/{branch}"
+        repo.fetch(remote, branch)
+        _compare(repo, intent.env, result, expected, upstream)
+        log(f"{upstream} moved; re-applying the promotion on it (attempt {attempt + 1})")
+        own = repo.head()
+        repo.move_head_keeping_changes(upstream)
+        try:
+            again = plan_verify_commit(repo, cfg, retry, repo.head())
+        except BaseException:
+            repo.move_head_keeping_changes(own)  # put the user's branch back on their commit
+            raise
+        if again.commit is None:
+            return dataclasses.replace(
+                result, commit=None, notes=[f"{upstream} already runs this; nothing left to push"]
+            )
+        result = again
+    raise AssertionError("unreachable")
+
+
+def _compare(
+    repo: GitRepo,
+    env: Environment,
+    result: PromotionResult,
+    expected: dict[str, ImageRef | None],
+    upstream: str,
+) -> None:
+    """The swap's compare: the environment must still run what the plan said it ran (or already
+    run the promotion's references)."""
+    now = overlay_images(repo, env, upstream)
+    moved = [
+        f"{c.component} is {now[c.image].ref} there, the plan had {expected[c.component]}"
+        for c in result.plan.changes
+        if c.image in now and now[c.image].ref not in (expected[c.component], c.new)
+    ]
+    if moved:
+        raise RefusedError(
+            f"{env.name} changed on {upstream} meanwhile ({'; '.join(moved)}). Your promotion "
+            f"{result.commit and result.commit[:10]} stays committed on {repo.branch()}, not pushed: "
+            "review it against the remote and push or drop it"
+        )
 
 
 def deliver_pull_request(
@@ -38,15 +212,18 @@ def deliver_pull_request(
         ) from None
     result = PromotionResult(plan=plan, diff=diff, commit=commit, branch=branch, pushed=True)
     if cfg.forge is None:
-        result.notes.append("promotion.yaml names no forge: open the pull request by hand")
-        return result
-    result.compare_url = compare_url(cfg.forge.repository, base, branch)
+        return dataclasses.replace(
+            result, notes=["promotion.yaml names no forge: open the pull request by hand"]
+        )
+    result = dataclasses.replace(result, compare_url=compare_url(cfg.forge.repository, base, branch))
     github = GitHub.from_env(cfg.forge.repository)
     if github is None:
-        result.notes.append(
-            f"GITHUB_TOKEN is not set: branch {branch} is pushed; open the pull request at the URL below"
+        return dataclasses.replace(
+            result,
+            notes=[
+                f"GITHUB_TOKEN is not set: branch {branch} is pushed; open the pull request at the URL below"
+            ],
         )
-        return result
     try:
         pull = github.open_or_update(
             head=branch,
@@ -60,10 +237,8 @@ def deliver_pull_request(
             f"{exc.message}. Branch {branch} is pushed and kept: open the pull request at "
             f"{result.compare_url}"
         ) from None
-    result.pull_request = pull.url
-    if not pull.created:
-        result.notes.append(f"updated the open pull request #{pull.number} for {branch}")
-    return result
+    notes = [] if pull.created else [f"updated the open pull request #{pull.number} for {branch}"]
+    return dataclasses.replace(result, pull_request=pull.url, notes=notes)
 
 
 def _commit_in_worktree(repo: GitRepo, plan: Plan) -> str:

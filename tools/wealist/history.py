@@ -125,9 +125,7 @@ def audit_log(
 ) -> list[Promotion | ManualChange]:
     """Every commit that changed an environment's kustomization.yaml, newest first."""
     envs = [cfg.env(env)] if env else list(cfg.environments)
-    touched = {
-        e.name: set(repo.commits_touching("HEAD", [str(e.kustomization)])) for e in envs
-    }
+    touched = {e.name: set(repo.commits_touching("HEAD", [str(e.kustomization)])) for e in envs}
     result: list[Promotion | ManualChange] = []
     for entry in repo.log("HEAD", "--", *(str(e.kustomization) for e in envs)):
         promotion = parse_promotion(entry)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from .config import load_config
 from .gitrepo import GitRepo
-from .promote import PromotionRequest, promote, unified
+from .plan import PromotionRequest
+from .promote import promote
 from .render import find_renderer
+from .verify import unified
 
 
 def render_env(root: Path, env_name: str, cluster_name: str | None = None) -> str:

@@ -6,11 +6,13 @@ import dataclasses
 from pathlib import Path
 
 from .config import load_config
+from .delivery import PromotionResult
 from .errors import RefusedError
 from .gitrepo import GitRepo
 from .history import promotions
 from .images import ImageRef, parse_ref
-from .promote import Log, PromotionRequest, PromotionResult, promote
+from .plan import Log, PromotionRequest
+from .promote import promote
 
 
 def rollback(root: Path, request: PromotionRequest, to: str | None, log: Log) -> PromotionResult:
@@ -51,5 +53,5 @@ def rollback(root: Path, request: PromotionRequest, to: str | None, log: Log) ->
                 f"{wanted} never ran in {env.name} for {', '.join(missing)}: cannot roll back to it"
             )
         undone = relevant[0].sha
-    final = dataclasses.replace(request, components=tuple(targets), targets=targets, rollback_of=undone)
-    return promote(repo.root, final, log)
+    final = dataclasses.replace(request, components=tuple(targets))
+    return promote(repo.root, final, log, targets=targets, rollback_of=undone)

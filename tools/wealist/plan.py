@@ -1,0 +1,251 @@
+"""The plan of a promotion: the request resolved once into typed values, what changes, and the
+order guard's evidence. Reads git; writes nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .config import Component, Config, Environment
+from .errors import ConfigError, RefusedError, UsageError
+from .gitrepo import GitRepo
+from .history import TrailerSet, overlay_images, promotions
+from .images import ImageRef, parse_ref, show
+from .kustomization import ImageEntry, read_images, set_images
+
+Log = Callable[[str], None]
+DELIVERIES = ("direct", "pull-request")
+
+
+@dataclass(frozen=True)
+class PromotionRequest:
+    """What the user asked for, as given on the command line."""
+
+    env: str
+    tag: str | None = None
+    source_env: str | None = None
+    components: tuple[str, ...] = ()
+    force: bool = False
+    message: str | None = None
+    dry_run: bool = False
+    push: bool = False
+    delivery: str | None = None  # overrides promotion.yaml
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A request resolved against promotion.yaml: every name looked up, every reference parsed."""
+
+    env: Environment
+    components: tuple[Component, ...]
+    delivery: str
+    ref: ImageRef | None  # --tag
+    source: Environment | None  # --from
+    targets: dict[str, ImageRef] | None  # given explicitly (rollback, a retry)
+    rollback_of: str | None
+    force: bool
+    reason: str | None
+    push: bool
+    dry_run: bool
+
+    def retargeted(self, targets: dict[str, ImageRef]) -> Intent:
+        """The same intent with explicit targets, for exactly those components (a push retry)."""
+        comps = tuple(c for c in self.components if c.name in targets)
+        return dataclasses.replace(self, targets=targets, components=comps)
+
+
+def resolve(
+    cfg: Config,
+    req: PromotionRequest,
+    targets: dict[str, ImageRef] | None = None,
+    rollback_of: str | None = None,
+) -> Intent:
+    """Usage errors (exit 2), before anything is read from git. ``targets`` replaces --tag/--from."""
+    env = cfg.env(req.env)
+    comps = cfg.select(req.components)
+    ref = source = None
+    if targets is None:
+        if (req.tag is None) == (req.source_env is None):
+            raise UsageError("give exactly one of --tag TAG or --from ENV")
+        if req.tag is not None:
+            ref = parse_ref(req.tag)
+        if req.source_env is not None:
+            source = cfg.env(req.source_env)
+            if source == env:
+                raise UsageError(f"--from {source.name} is the environment being promoted")
+    if req.delivery is not None and req.delivery not in DELIVERIES:
+        raise UsageError(f"unknown delivery {req.delivery!r}")
+    return Intent(
+        env=env,
+        components=comps,
+        delivery=req.delivery or env.delivery,
+        ref=ref,
+        source=source,
+        targets=targets,
+        rollback_of=rollback_of,
+        force=req.force,
+        reason=req.message,
+        push=req.push,
+        dry_run=req.dry_run,
+    )
+
+
+@dataclass(frozen=True)
+class Change:
+    component: str
+    image: str  # the image name the overlay's entry matches
+    rendered_name: str
+    old: ImageRef | None
+    new: ImageRef
+    evidence: str | None = None  # where the order guard found it
+
+    def reference(self, ref: ImageRef | None) -> str:
+        return f"{self.rendered_name}:{ref}" if ref else self.rendered_name
+
+
+@dataclass(frozen=True)
+class Plan:
+    env: Environment
+    delivery: str
+    head: str
+    changes: tuple[Change, ...]
+    unchanged: tuple[str, ...]
+    source_env: str | None
+    forced: tuple[str, ...]
+    reason: str | None
+    rollback_of: str | None
+    new_text: str
+    old_text: str  # the overlay at ``head``
+
+    @property
+    def path(self) -> str:
+        return str(self.env.kustomization)
+
+    def subject(self) -> str:
+        verb = "rollback" if self.rollback_of else "promote"
+        parts = ", ".join(f"{c.component} {show(c.old)} → {c.new.short()}" for c in self.changes)
+        return f"{verb}({self.env.name}): {parts}"
+
+    def message(self) -> str:
+        paragraphs = [self.subject()]
+        if self.reason:
+            paragraphs.append(self.reason.strip())
+        if self.forced:
+            paragraphs.append(
+                "Promoted with --force past the order guard:\n" + "\n".join(f"- {f}" for f in self.forced)
+            )
+        trailers = TrailerSet(
+            env=self.env.name,
+            images={c.component: c.reference(c.new) for c in self.changes},
+            previous={c.component: c.reference(c.old) for c in self.changes},
+            source_env=self.source_env,
+            forced=self.forced,
+            rollback_of=self.rollback_of,
+        )
+        paragraphs.append(trailers.render())
+        return "\n\n".join(paragraphs) + "\n"
+
+    def branch_name(self) -> str:
+        tags = sorted({c.new.tag for c in self.changes})
+        return f"promote/{self.env.name}/{tags[0] if len(tags) == 1 else '-'.join(tags)}"
+
+
+def make_plan(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> Plan:
+    """What promoting ``intent`` on commit ``head`` changes, with the order guard's evidence."""
+    env = intent.env
+    current_text = repo.show(head, str(env.kustomization))
+    if current_text is None:
+        raise ConfigError(f"{env.kustomization} does not exist at {head[:10]}")
+    current = read_images(current_text, str(env.kustomization))
+    targets = _targets(repo, intent, head)
+    changes: list[Change] = []
+    unchanged = []
+    for comp in intent.components:
+        entry = current.get(comp.image)
+        if entry is None:
+            raise ConfigError(
+                f"{env.kustomization} has no images: entry for {comp.image} ({comp.name}); add one"
+            )
+        new = targets[comp.name]
+        if entry.ref == new:
+            unchanged.append(comp.name)
+        else:
+            changes.append(Change(comp.name, comp.image, entry.rendered_name, entry.ref, new))
+
+    forced: tuple[str, ...] = ()
+    previous = cfg.previous(env)
+    if changes and previous is not None and intent.rollback_of is None:
+        changes, violations = _order_guard(repo, previous, changes, head)
+        if violations and not intent.force:
+            raise RefusedError(
+                "order guard: "
+                + "; ".join(violations)
+                + f". Promote to {previous.name} first, or pass --force"
+            )
+        forced = tuple(violations)
+
+    new_text = set_images(current_text, {c.image: c.new for c in changes}, str(env.kustomization))
+    return Plan(
+        env=env,
+        delivery=intent.delivery,
+        head=head,
+        changes=tuple(changes),
+        unchanged=tuple(unchanged),
+        source_env=intent.source.name if intent.source else None,
+        forced=forced,
+        reason=intent.reason,
+        rollback_of=intent.rollback_of,
+        new_text=new_text,
+        old_text=current_text,
+    )
+
+
+def _targets(repo: GitRepo, intent: Intent, head: str) -> dict[str, ImageRef]:
+    if intent.targets is not None:
+        return intent.targets
+    if intent.ref is not None:
+        return {c.name: intent.ref for c in intent.components}
+    assert intent.source is not None
+    entries = overlay_images(repo, intent.source, head)
+    targets = {}
+    for comp in intent.components:
+        entry = entries.get(comp.image)
+        if entry is None or entry.ref is None:
+            raise ConfigError(
+                f"{intent.source.kustomization} sets no tag for {comp.image}: nothing to promote from it"
+            )
+        targets[comp.name] = entry.ref
+    return targets
+
+
+def _order_guard(
+    repo: GitRepo, previous: Environment, changes: list[Change], head: str
+) -> tuple[list[Change], list[str]]:
+    """Every new reference must run, or have run, in the previous environment."""
+    running = overlay_images(repo, previous, head)
+    guarded = []
+    violations = []
+    history = None
+    for change in changes:
+        evidence = None
+        entry: ImageEntry | None = running.get(change.image)
+        if entry is not None and entry.ref is not None and _covers(entry.ref, change.new):
+            evidence = f"running in {previous.name} now"
+        else:
+            if history is None:
+                history = promotions(repo, head, env=previous.name)
+            for promo in history:
+                ran = promo.images.get(change.component)
+                if ran is not None and _covers(ran, change.new):
+                    evidence = f"ran in {previous.name} since {promo.sha[:10]} ({promo.date[:10]})"
+                    break
+        if evidence is None:
+            violations.append(f"{change.component} {change.new.short()} has not run in {previous.name}")
+        guarded.append(dataclasses.replace(change, evidence=evidence))
+    return guarded, violations
+
+
+def _covers(ran: ImageRef, wanted: ImageRef) -> bool:
+    """A tag ran before; a pinned digest must be the very digest that ran."""
+    return ran.tag == wanted.tag and (wanted.digest is None or ran.digest == wanted.digest)
