@@ -191,12 +191,13 @@ def test_unexpected_errors_and_interrupts_are_one_line(
 ) -> None:
     import wealist.review
     from wealist import cli as cli_module
+    from wealist import options
 
     def explode(*_args: object) -> str:
         raise raised
 
     monkeypatch.setattr(wealist.review, "render_env", explode)
-    monkeypatch.setattr(cli_module, "_debug", False)  # restored afterwards: --debug below sets it
+    monkeypatch.setattr(options, "_debug", False)  # restored afterwards: --debug below sets it
     monkeypatch.setattr(sys, "argv", ["wealist", "render", "--env", "dev", "--repo", str(world.work)])
     with pytest.raises(SystemExit) as exit_info:
         cli_module.main()

@@ -36,9 +36,6 @@ if reason=$(python -c 'from wealist.rehearse import unavailable; print(unavailab
 else
   printf '\n(wealist rehearse skipped: %s)\n' "$reason"
 fi
-if [ -d "$repo/../shared/schemas/argocd" ]; then
-  step wealist validate --crds "$repo/../shared/schemas/argocd"
-else
-  step wealist validate
-fi
+# WEALIST_CRDS=<dir of Argo CD CRDs> makes validate check argocd/ against them too.
+step wealist validate
 printf '\nThe scratch world is in %s (origin.git and gitops/); delete it when done.\n' "$scratch"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .config import Config, Environment
 from .gitrepo import GitRepo, LogEntry
@@ -29,6 +30,21 @@ class Promotion:
     source_env: str | None = None
     forced: tuple[str, ...] = ()
     rollback_of: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "manual": False,
+            "commit": self.sha,
+            "author": self.author,
+            "date": self.date,
+            "env": self.env,
+            "subject": self.subject,
+            "images": {k: str(v) for k, v in self.images.items()},
+            "previous": {k: (str(v) if v else None) for k, v in self.previous.items()},
+            "source_env": self.source_env,
+            "forced": list(self.forced),
+            "rollback_of": self.rollback_of,
+        }
 
 
 @dataclass(frozen=True)
@@ -119,6 +135,10 @@ class ManualChange:
     subject: str
     envs: tuple[str, ...]
 
+    def as_json(self) -> dict[str, object]:
+        base = {"commit": self.sha, "author": self.author, "date": self.date, "subject": self.subject}
+        return {**base, "manual": True, "envs": list(self.envs)}
+
 
 def audit_log(
     repo: GitRepo, cfg: Config, env: str | None = None, limit: int | None = None
@@ -185,3 +205,19 @@ def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
     return Status(
         tuple(e.name for e in cfg.environments), tuple(c.name for c in cfg.components), running, lags
     )
+
+
+def repository_status(root: Path) -> Status:
+    """``status`` of the repository at ``root`` (its HEAD)."""
+    from .config import load_config
+
+    repo = GitRepo(root)
+    return status(repo, load_config(repo.root))
+
+
+def repository_history(root: Path, env: str | None, limit: int) -> list[Promotion | ManualChange]:
+    """``audit_log`` of the repository at ``root``."""
+    from .config import load_config
+
+    repo = GitRepo(root)
+    return audit_log(repo, load_config(repo.root), env=env, limit=limit)

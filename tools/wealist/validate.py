@@ -1,4 +1,5 @@
-"""``wealist validate``: every SPEC §3 invariant, checked on the rendered environments.
+"""``wealist validate``: the manifests' invariants (README, "wealist validate"), checked on the
+rendered environments.
 
 The tests run these same checks (and break copies of the repository to see them fail), so what
 the command reports and what CI enforces cannot drift apart. Each check adds findings to a Report
@@ -1113,7 +1114,7 @@ def _commands(container: dict[str, Any]) -> list[str]:
 
 
 def check_image_tags_in_sources(root: Path, cfg: Config, report: Report) -> None:
-    """SPEC §3.7: app image tags appear only in `images:` of overlays/<env>/kustomization.yaml."""
+    """App image tags appear only in `images:` of overlays/<env>/kustomization.yaml."""
     allowed = {root / env.kustomization for env in cfg.environments}
     pattern = re.compile("|".join(re.escape(c.image) + r"[:@][A-Za-z0-9_]" for c in cfg.components))
     for path in _yaml_files(root):

@@ -1,0 +1,85 @@
+"""status and history: what runs where, and how it got there, from git alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..options import common_options, env_option, format_option
+from ..output import color, table
+
+if TYPE_CHECKING:
+    from ..history import Status
+
+
+@click.command("status")
+@common_options
+@format_option
+def status_cmd(repo: Path, fmt: str) -> None:
+    """What every environment runs, and which one lags which."""
+    from ..history import repository_status
+
+    result = repository_status(repo)
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(), indent=2))
+        return
+    _print_status(result)
+
+
+def _print_status(result: Status) -> None:
+    from ..images import show
+
+    rows = [("COMPONENT", *result.environments)] + [
+        (
+            comp,
+            *(show(result.running[env][comp]) for env in result.environments),
+        )
+        for comp in result.components
+    ]
+    table(rows)
+    for lag in result.lags:
+        click.echo(click.style(lag, fg="yellow"), color=color())
+    if not result.lags:
+        click.echo("All environments run the same versions.")
+
+
+@click.command("history")
+@common_options
+@env_option(required=False, help_text="Only this environment.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest N promotions."
+)
+@format_option
+def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
+    """Every change to the environments, from git alone: promotions (read from their trailers) and
+    any commit that edited an overlay's kustomization.yaml by other means, flagged as manual."""
+    from ..history import ManualChange, repository_history
+    from ..images import show
+
+    entries = repository_history(repo, env, limit)
+    if fmt == "json":
+        click.echo(json.dumps([p.as_json() for p in entries], indent=2))
+        return
+    if not entries:
+        click.echo("No changes to the environments yet.")
+    for p in entries:
+        when = p.date[:16].replace("T", " ")
+        if isinstance(p, ManualChange):
+            warning = f"manual edit, not via wealist: {p.subject!r}"
+            click.echo(
+                f"{p.sha[:10]}  {when}  {','.join(p.envs):<6} "
+                + click.style(warning, fg="yellow")
+                + f"  — {p.author}",
+                color=color(),
+            )
+            continue
+        images = ", ".join(
+            f"{comp} {show(p.previous.get(comp))} → {ref.short()}" for comp, ref in p.images.items()
+        )
+        extra = f" from {p.source_env}" if p.source_env else ""
+        extra += " (rollback)" if p.rollback_of else ""
+        extra += " (forced)" if p.forced else ""
+        click.echo(f"{p.sha[:10]}  {when}  {p.env:<6} {images}{extra}  — {p.author}")

@@ -1,0 +1,91 @@
+"""promote and rollback: change an environment through a git commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..options import common_options, complete_names, delivery_options, env_option, format_option
+from ..output import log, print_result
+
+
+@click.command("promote")
+@common_options
+@env_option(help_text="Environment to change.")
+@click.option("--tag", metavar="TAG", help="Set this tag (TAG or TAG@sha256:<digest>).")
+@click.option(
+    "--from",
+    "source_env",
+    metavar="ENV",
+    shell_complete=complete_names("env"),
+    help="Copy exactly what ENV runs now (tag and digest).",
+)
+@click.option(
+    "--force", is_flag=True, help="Promote even if the previous environment never ran it (recorded)."
+)
+@delivery_options
+@format_option
+def promote_cmd(
+    repo: Path,
+    env: str,
+    tag: str | None,
+    source_env: str | None,
+    force: bool,
+    components: tuple[str, ...],
+    message: str | None,
+    dry_run: bool,
+    push: bool,
+    delivery: str | None,
+    fmt: str,
+) -> None:
+    """Promote image tags to an environment through a git commit (or a pull request)."""
+    from ..plan import PromotionRequest
+    from ..promote import promote
+
+    request = PromotionRequest(
+        env=env,
+        tag=tag,
+        source_env=source_env,
+        components=components,
+        force=force,
+        message=message,
+        dry_run=dry_run,
+        push=push,
+        delivery=delivery,
+    )
+    result = promote(repo, request, log)
+    print_result(result, fmt, dry_run, push)
+
+
+@click.command("rollback")
+@common_options
+@env_option(help_text="Environment to roll back.")
+@click.option(
+    "--to",
+    "to",
+    metavar="TAG",
+    help="Go back to this tag (it must have run in ENV before). Default: undo the last promotion of ENV.",
+)
+@delivery_options
+@format_option
+def rollback_cmd(
+    repo: Path,
+    env: str,
+    to: str | None,
+    components: tuple[str, ...],
+    message: str | None,
+    dry_run: bool,
+    push: bool,
+    delivery: str | None,
+    fmt: str,
+) -> None:
+    """Return an environment to an earlier state with a new commit (history is never rewritten)."""
+    from ..plan import PromotionRequest
+    from ..rollback import rollback
+
+    request = PromotionRequest(
+        env=env, components=components, message=message, dry_run=dry_run, push=push, delivery=delivery
+    )
+    result = rollback(repo, request, to, log)
+    print_result(result, fmt, dry_run, push)

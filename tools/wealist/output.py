@@ -1,0 +1,100 @@
+"""How results reach the terminal: tables, diffs, colour, progress on stderr (always masked)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from .delivery import PromotionResult
+
+
+def table(rows: Sequence[tuple[str, ...]], indent: str = "") -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo(indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def log(message: str) -> None:
+    from .masking import mask
+
+    click.echo(mask(message), err=True)
+
+
+def color() -> bool | None:
+    return False if os.environ.get("NO_COLOR") else None  # None: Click decides by the terminal
+
+
+def echo_diff(diff: str) -> None:
+    for line in diff.splitlines():
+        style = (
+            {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+            if not line.startswith(("+++", "---"))
+            else None
+        )
+        click.echo(click.style(line, fg=style) if style else line, color=color())
+
+
+def print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) -> None:
+    from .images import show
+
+    plan = result.plan
+    assert plan is not None
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(dry_run), indent=2))
+        return
+    if not plan.changes:
+        click.echo(
+            f"Nothing to do: {plan.env.name} already runs "
+            + ", ".join(f"{name}" for name in plan.unchanged)
+            + " at the requested version."
+        )
+        return
+    rows = [("COMPONENT", "FROM", "TO", "WHY ALLOWED")] + [
+        (
+            c.component,
+            show(c.old),
+            c.new.short(),
+            c.evidence
+            or ("rollback" if plan.rollback_of else "first environment" if not plan.forced else "--force"),
+        )
+        for c in plan.changes
+    ]
+    head = "Would" if dry_run else "Plan:"
+    click.echo(
+        f"{head} {'roll back' if plan.rollback_of else 'promote'} {plan.env.name} "
+        f"({plan.delivery}) on {plan.head[:10]}:"
+    )
+    table(rows, indent="  ")
+    for reason in plan.forced:
+        click.echo(click.style(f"  forced: {reason}", fg="yellow"), color=color())
+    if plan.unchanged:
+        click.echo(f"  unchanged: {', '.join(plan.unchanged)}")
+    if result.diff:
+        echo_diff(result.diff)
+    if dry_run:
+        if plan.delivery == "pull-request":
+            click.echo(
+                f"Dry run: would commit {plan.path} on a new branch {plan.branch_name()} (git worktree, "
+                "git commit), git push it and open a pull request; nothing changed. Planned on HEAD: the "
+                "real run fetches and plans on the remote branch."
+            )
+        else:
+            pushing = " and git push" if push else ""
+            click.echo(f"Dry run: would change {plan.path} and run git commit{pushing}; nothing changed.")
+        return
+    for note in result.notes:
+        log(note)
+    if result.commit:
+        where = f" on {result.branch}" if result.branch else ""
+        click.echo(f"Committed {result.commit[:10]}{where}: {plan.subject()}")
+    if result.pushed:
+        click.echo(f"Pushed {result.branch}.")
+    if result.pull_request:
+        click.echo(f"Pull request: {result.pull_request}")
+    elif result.compare_url:
+        click.echo(f"Open a pull request: {result.compare_url}")
