@@ -20,6 +20,16 @@ class Environment:
     name: str
     delivery: str
     deploy_branch: str | None = None  # the branch its Argo CD Applications follow, if not main
+    # (component, namespace) for every component of the manifests: each lives in its own
+    namespaces: tuple[tuple[str, str], ...] = ()
+
+    def namespace(self, component: str) -> str:
+        """The namespace ``component`` lives in, in this environment."""
+        return dict(self.namespaces).get(component, f"{component}-{self.name}")
+
+    @property
+    def all_namespaces(self) -> set[str]:
+        return {ns for _, ns in self.namespaces}
 
     @property
     def overlay(self) -> PurePosixPath:
@@ -112,6 +122,11 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping")
 
+    prefixes = data.get("namespaces")
+    if not isinstance(prefixes, dict) or not prefixes or not all(
+        isinstance(v, str) and _NAME.fullmatch(v) for v in prefixes.values()
+    ):
+        raise ConfigError(f"{source}: namespaces must map each component to a lowercase namespace prefix")
     envs = []
     for raw in _list(data, "environments", source):
         name = _str(raw, "name", f"{source}: environments[]")
@@ -125,7 +140,8 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
             isinstance(deploy_branch, str) and _BRANCH.fullmatch(deploy_branch)
         ):
             raise ConfigError(f"{source}: environment {name}: deploy-branch must be a branch name")
-        envs.append(Environment(name=name, delivery=delivery, deploy_branch=deploy_branch))
+        namespaces = tuple((str(c), f"{prefix}-{name}") for c, prefix in prefixes.items())
+        envs.append(Environment(name, delivery, deploy_branch, namespaces))
     if len({e.name for e in envs}) != len(envs):
         raise ConfigError(f"{source}: environment names must be unique")
 

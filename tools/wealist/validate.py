@@ -25,8 +25,6 @@ from .render import Object, containers, find_renderer, parse_objects
 KUBERNETES_VERSION = "1.33.0"  # the schemas objects are checked against; k3d runs k3s v1.33
 CRDS_ENV = "WEALIST_CRDS"
 
-# The namespace of each component: `<prefix>-<env>`.
-NAMESPACE_PREFIX = {"postgres": "postgresql", "board-api": "board-api", "frontend": "front"}
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 STATELESS = ("board-api", "frontend")
 WAVE = "argocd.argoproj.io/sync-wave"
@@ -155,10 +153,6 @@ def _group(obj: Object) -> str:
 
 
 # -- one environment ---------------------------------------------------------------------------
-
-
-def namespace_of(component: str, env: str) -> str:
-    return f"{NAMESPACE_PREFIX.get(component, component)}-{env}"
 
 
 def _name(obj: Object) -> str:
@@ -291,7 +285,7 @@ def _check_sealed_secret_shape(obj: Object, add: Any) -> None:
 
 
 def _check_namespaces(env: Environment, objects: list[Object], add: Any) -> None:
-    expected = {namespace_of(c, env.name) for c in NAMESPACE_PREFIX}
+    expected = env.all_namespaces
     namespaces: dict[str, Object] = {
         str((o.get("metadata") or {}).get("name")): o for o in objects if o.get("kind") == "Namespace"
     }
@@ -323,7 +317,7 @@ def _check_namespaces(env: Environment, objects: list[Object], add: Any) -> None
             add("namespaces", _name(obj), f"is in namespace {obj_ns!r}, not one of the environment's")
             continue
         component = (meta.get("labels") or {}).get("app.kubernetes.io/name")
-        if component in NAMESPACE_PREFIX and obj_ns != namespace_of(component, env.name):
+        if component in dict(env.namespaces) and obj_ns != env.namespace(component):
             add("namespaces", _name(obj), f"belongs to {component} but is in {obj_ns}")
 
 
@@ -339,7 +333,7 @@ def _workload(
 ) -> tuple[Object, dict[str, Any]] | None:
     """A component's workload (named after the component, in its namespace) and its main container
     (named likewise); reports what is missing."""
-    ns = namespace_of(component, env.name)
+    ns = env.namespace(component)
     obj = _find(objects, kind, component, ns)
     if obj is None:
         add(component, f"{kind}/{ns}/{component}", "missing")
@@ -356,7 +350,7 @@ def _check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
     if found is None:
         return
     sts, main = found
-    ns, subject, spec = namespace_of("postgres", env.name), _name(sts), sts.get("spec") or {}
+    ns, subject, spec = env.namespace("postgres"), _name(sts), sts.get("spec") or {}
     image = str(main.get("image", ""))
     if not re.fullmatch(r"postgres:16-alpine(@sha256:[0-9a-f]{64})?|postgres@sha256:[0-9a-f]{64}", image):
         add("postgres", subject, f"image {image} is not postgres:16-alpine (or a digest of it)")
@@ -417,7 +411,7 @@ def _check_board_api(env: Environment, objects: list[Object], add: Any) -> None:
     if found is None:
         return
     deploy, main = found
-    ns, subject, pod = namespace_of("board-api", env.name), _name(deploy), _pod_spec(deploy)
+    ns, subject, pod = env.namespace("board-api"), _name(deploy), _pod_spec(deploy)
     if 8000 not in [p.get("containerPort") for p in main.get("ports") or []]:
         add("board-api", subject, "does not listen on container port 8000")
     service = _find(objects, "Service", "board-api-service", ns)
@@ -426,7 +420,7 @@ def _check_board_api(env: Environment, objects: list[Object], add: Any) -> None:
     # Where it connects: host, port and database visible (env or ConfigMap), credentials from a Secret.
     resolved = {name: _resolve_env(objects, ns, main, name) for name in ("DB_HOST", "DB_PORT", "DB_NAME")}
     expected = {
-        "DB_HOST": f"postgres-service.{namespace_of('postgres', env.name)}.svc.cluster.local",
+        "DB_HOST": f"postgres-service.{env.namespace('postgres')}.svc.cluster.local",
         "DB_PORT": "5432",
         "DB_NAME": "wealist",
     }
@@ -477,7 +471,7 @@ def _check_frontend(env: Environment, objects: list[Object], add: Any) -> None:
     if found is None:
         return
     deploy, _ = found
-    ns = namespace_of("frontend", env.name)
+    ns = env.namespace("frontend")
     if _find(objects, "Service", "frontend-service", ns) is None:
         add("frontend", f"Service/{ns}/frontend-service", "missing")
     for container in _pod_spec(deploy).get("containers") or []:
@@ -675,7 +669,7 @@ def _check_service(svc: Object, objects: list[Object], add: Any) -> None:
 
 def _check_scaling(env: Environment, cfg: Config, objects: list[Object], add: Any) -> None:
     for component in STATELESS:
-        ns = namespace_of(component, env.name)
+        ns = env.namespace(component)
         deploy = _find(objects, "Deployment", component, ns)
         if deploy is None:
             continue
@@ -799,7 +793,7 @@ def _restricts(policies: list[Object], direction: str, pod_labels: dict[str, str
 
 
 def _check_network_policies(env: Environment, objects: list[Object], add: Any) -> None:
-    namespaces = [namespace_of(c, env.name) for c in NAMESPACE_PREFIX]
+    namespaces = sorted(env.all_namespaces)
     for ns in namespaces:
         deny = [
             p
@@ -810,7 +804,7 @@ def _check_network_policies(env: Environment, objects: list[Object], add: Any) -
         ]
         if not deny:
             add("network", f"Namespace/{ns}", "no default-deny ingress NetworkPolicy")
-    api_ns, db_ns = namespace_of("board-api", env.name), namespace_of("postgres", env.name)
+    api_ns, db_ns = env.namespace("board-api"), env.namespace("postgres")
     api = _find(objects, "Deployment", "board-api", api_ns)
     db = _find(objects, "StatefulSet", "postgres", db_ns)
     if api is None or db is None:
@@ -852,7 +846,7 @@ def _check_network_policies(env: Environment, objects: list[Object], add: Any) -
                     "egress is restricted but DNS (kube-system, port 53) is not allowed",
                 )
     for component in ("board-api", "frontend"):
-        ns = namespace_of(component, env.name)
+        ns = env.namespace(component)
         deploy = _find(objects, "Deployment", component, ns)
         if deploy is None:
             continue
@@ -893,7 +887,7 @@ def _check_sync_waves(env: Environment, objects: list[Object], add: Any) -> None
     """namespaces < secrets and config < postgres < board-api < frontend."""
 
     def wave_of(kind: str, name: str, component: str) -> int | None:
-        obj = _find(objects, kind, name, namespace_of(component, env.name))
+        obj = _find(objects, kind, name, env.namespace(component))
         return None if obj is None else _wave(obj)
 
     ns_waves = [_wave(o) for o in objects if o.get("kind") == "Namespace"]
@@ -1376,7 +1370,7 @@ def _check_environment_appset(
         project = projects[project_name][1]
         pspec = project.get("spec") or {}
         destinations = {d.get("namespace") for d in pspec.get("destinations") or []}
-        expected = {namespace_of(c, env.name) for c in NAMESPACE_PREFIX}
+        expected = env.all_namespaces
         if destinations != expected:
             report.add(
                 "argocd",
