@@ -404,12 +404,13 @@ def test_promotion_config_matches_the_overlays() -> None:
 def test_cached_schema_validator_agrees_with_kubernetes_validate(obj: dict) -> None:
     import kubernetes_validate
 
-    from wealist.validate import KUBERNETES_VERSION, _schema_validator
+    from wealist.validate.facts import KUBERNETES_VERSION
+    from wealist.validate.schemas import schema_validator
 
     try:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
         theirs = None
     except kubernetes_validate.ValidationError as exc:
         theirs = exc.message
-    ours = next(iter(_schema_validator(obj["apiVersion"], obj["kind"]).iter_errors(obj)), None)
+    ours = next(iter(schema_validator(obj["apiVersion"], obj["kind"]).iter_errors(obj)), None)
     assert (ours.message if ours else None) == theirs

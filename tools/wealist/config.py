@@ -123,8 +123,10 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         raise ConfigError(f"{source} must be a mapping")
 
     prefixes = data.get("namespaces")
-    if not isinstance(prefixes, dict) or not prefixes or not all(
-        isinstance(v, str) and _NAME.fullmatch(v) for v in prefixes.values()
+    if (
+        not isinstance(prefixes, dict)
+        or not prefixes
+        or not all(isinstance(v, str) and _NAME.fullmatch(v) for v in prefixes.values())
     ):
         raise ConfigError(f"{source}: namespaces must map each component to a lowercase namespace prefix")
     envs = []

@@ -1,0 +1,136 @@
+"""``wealist validate``: the manifests' invariants (README, "wealist validate"), checked on
+the rendered environments, one render per environment x cluster flavour of the fleet.
+
+The tests run these same checks (and break copies of the repository to see them fail), so what
+the command reports and what CI enforces cannot drift apart. Each check adds findings to a Report
+instead of stopping at the first, so one run shows everything that is wrong."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ..config import Config, Environment, load_config
+from ..errors import RenderError
+from ..render import Object, find_renderer, parse_objects
+from .argocd import check_argocd
+from .facts import CRDS_ENV, WORKLOADS
+from .fleet import check_flavour, check_sealing
+from .network import check_network_policies
+from .objects import group_of
+from .report import Report
+from .schemas import check_schemas, load_crd_schemas
+from .sources import check_image_tags_in_sources, check_promotion_config
+from .waves import check_data_kept, check_lagging_waves, check_sync_waves
+from .workloads import (
+    check_board_api,
+    check_frontend,
+    check_namespaces,
+    check_postgres,
+    check_references,
+    check_scaling,
+    check_secrets,
+    check_service_names,
+    check_startable,
+    check_workload,
+)
+
+__all__ = ["Report", "Target", "check_environment", "load_crd_schemas", "targets", "validate"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One render to check: an environment, as a cluster flavour of the fleet gets it (or bare,
+    for an environment no cluster runs)."""
+
+    env: Environment
+    flavour: str | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.env.name}×{self.flavour}" if self.flavour else self.env.name
+
+
+def targets(cfg: Config) -> list[Target]:
+    """Every environment × flavour the fleet uses; an environment no cluster runs, bare."""
+    found: list[Target] = []
+    for env in cfg.environments:
+        flavours = list(dict.fromkeys(c.flavour for c in cfg.clusters if c.environment == env.name))
+        found += [Target(env, f) for f in flavours] or [Target(env, None)]
+    return found
+
+
+def validate(root: Path, crds: Path | None = None) -> Report:
+    """Render every environment × flavour of the fleet and check every invariant; one report."""
+    from contextlib import ExitStack
+
+    from ..gitrepo import GitRepo
+    from ..render import with_components
+
+    repo_root = GitRepo(root).root
+    cfg = load_config(repo_root)
+    report = Report()
+    renderer = find_renderer()
+    plan = targets(cfg)
+    with ExitStack() as stack:
+        paths = []
+        for target in plan:
+            component = PurePosixPath("components", "clusters", target.flavour) if target.flavour else None
+            if component is not None and not (repo_root / component).is_dir():
+                report.add("clusters", str(component), "the fleet uses this flavour, but it does not exist")
+                paths.append(repo_root / target.env.overlay)
+                continue
+            paths.append(
+                stack.enter_context(with_components(repo_root, target.env.overlay, [component]))
+                if component
+                else repo_root / target.env.overlay
+            )
+        results = renderer.build_each(paths)
+
+    rendered: dict[str, list[Object]] = {}
+    for target, text in zip(plan, results, strict=True):
+        if isinstance(text, RenderError):
+            report.add("render", str(target.env.overlay), text.message, target.label)
+            continue
+        objects = parse_objects(text)
+        rendered[target.label] = objects
+        report.objects[target.label] = len(objects)
+        check_environment(cfg, target.env, objects, report, target.label)
+        if target.flavour:
+            check_flavour(target.flavour, objects, report, target.label)
+    check_image_tags_in_sources(repo_root, cfg, report)
+    check_promotion_config(repo_root, cfg, report)
+    by_env = {t.env.name: rendered[t.label] for t in plan if t.label in rendered}
+    check_sealing(repo_root, cfg, by_env, report)
+    crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
+    kinds = {env: {(group_of(o), str(o.get("kind"))) for o in objects} for env, objects in by_env.items()}
+    check_argocd(repo_root, cfg, crd_dir, report, kinds)
+    return report
+
+
+def check_environment(
+    cfg: Config, env: Environment, objects: list[Object], report: Report, label: str | None = None
+) -> None:
+    def add(check: str, subject: str, message: str) -> None:
+        report.add(check, subject, message, label or env.name)
+
+    check_schemas(objects, add)
+    check_namespaces(env, objects, add)
+    check_postgres(env, objects, add)
+    check_board_api(env, objects, add)
+    check_frontend(env, objects, add)
+    for obj in objects:
+        if obj.get("kind") in WORKLOADS:
+            check_workload(cfg, obj, add)
+    check_references(objects, add)
+    check_service_names(objects, add)
+    check_scaling(env, cfg, objects, add)
+    check_secrets(env, objects, add)
+    check_network_policies(env, objects, add)
+    check_sync_waves(env, objects, add)
+    check_lagging_waves(objects, add)
+    check_data_kept(objects, add)
+    for obj in objects:
+        if obj.get("kind") in WORKLOADS:
+            check_startable(obj, add)

@@ -1,0 +1,172 @@
+"""NetworkPolicies, evaluated: which flows the rendered policies admit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import Environment
+from ..render import Object
+from .facts import WORKLOADS
+from .objects import find_object, name_of, pod_labels, pod_spec
+
+
+def policies_in(objects: list[Object], ns: str) -> list[Object]:
+    return [
+        o
+        for o in objects
+        if o.get("kind") == "NetworkPolicy" and (o.get("metadata") or {}).get("namespace") == ns
+    ]
+
+
+def selects(policy: Object, labels: dict[str, str]) -> bool:
+    selector = (policy.get("spec") or {}).get("podSelector") or {}
+    return (selector.get("matchLabels") or {}).items() <= labels.items() and not selector.get(
+        "matchExpressions"
+    )
+
+
+def peer_allows(peer: dict[str, Any], namespace: str, labels: dict[str, str] | None) -> bool:
+    """Whether one `from`/`to` entry admits pods with ``labels`` in ``namespace`` (both selectors AND)."""
+    if "ipBlock" in peer:
+        return False
+    ns_sel = peer.get("namespaceSelector")
+    if ns_sel is None:
+        return False  # same namespace only; the flows checked here all cross namespaces
+    ns_labels = ns_sel.get("matchLabels") or {}
+    if ns_labels and ns_labels.get("kubernetes.io/metadata.name") != namespace:
+        return False
+    pod_sel = peer.get("podSelector")
+    if pod_sel is None or labels is None:
+        return True
+    return (pod_sel.get("matchLabels") or {}).items() <= labels.items()
+
+
+def allowed(
+    policies: list[Object],
+    direction: str,
+    pod_labels: dict[str, str],
+    peer_ns: str,
+    peer_labels: dict[str, str] | None,
+    port: int,
+) -> bool:
+    key, peers_key = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for policy in policies:
+        spec = policy.get("spec") or {}
+        if direction not in (spec.get("policyTypes") or ["Ingress"]) or not selects(policy, pod_labels):
+            continue
+        for rule in spec.get(key) or []:
+            ports = rule.get("ports") or []
+            port_ok = not ports or any(p.get("port") in (port, None) for p in ports)
+            peers = rule.get(peers_key)
+            peer_ok = not peers or any(peer_allows(p, peer_ns, peer_labels) for p in peers)
+            if port_ok and peer_ok:
+                return True
+    return False
+
+
+def restricts(policies: list[Object], direction: str, pod_labels: dict[str, str]) -> bool:
+    return any(
+        direction in ((p.get("spec") or {}).get("policyTypes") or ["Ingress"]) and selects(p, pod_labels)
+        for p in policies
+    )
+
+
+def check_network_policies(env: Environment, objects: list[Object], add: Any) -> None:
+    namespaces = sorted(env.all_namespaces)
+    for ns in namespaces:
+        deny = [
+            p
+            for p in policies_in(objects, ns)
+            if (p.get("spec") or {}).get("podSelector") in ({}, None)
+            and "Ingress" in ((p.get("spec") or {}).get("policyTypes") or [])
+            and not (p.get("spec") or {}).get("ingress")
+        ]
+        if not deny:
+            add("network", f"Namespace/{ns}", "no default-deny ingress NetworkPolicy")
+    api_ns, db_ns = env.namespace("board-api"), env.namespace("postgres")
+    api = find_object(objects, "Deployment", "board-api", api_ns)
+    db = find_object(objects, "StatefulSet", "postgres", db_ns)
+    if api is None or db is None:
+        return
+    api_labels, db_labels = pod_labels(api), pod_labels(db)
+    db_port = next(
+        (p.get("containerPort") for c in pod_spec(db).get("containers") or [] for p in c.get("ports") or []),
+        5432,
+    )
+    if not allowed(policies_in(objects, db_ns), "Ingress", db_labels, api_ns, api_labels, db_port):
+        add(
+            "network",
+            f"Namespace/{db_ns}",
+            f"no NetworkPolicy lets board-api ({api_ns}) reach postgres on {db_port}",
+        )
+    api_policies = policies_in(objects, api_ns)
+    if restricts(api_policies, "Egress", api_labels) and not allowed(
+        api_policies, "Egress", api_labels, db_ns, db_labels, db_port
+    ):
+        add(
+            "network",
+            f"Namespace/{api_ns}",
+            f"egress is restricted but board-api may not reach {db_ns}:{db_port}",
+        )
+    for ns in namespaces:
+        for workload in (
+            o
+            for o in objects
+            if o.get("kind") in WORKLOADS and (o.get("metadata") or {}).get("namespace") == ns
+        ):
+            labels = pod_labels(workload)
+            policies = policies_in(objects, ns)
+            if restricts(policies, "Egress", labels) and not allowed(
+                policies, "Egress", labels, "kube-system", None, 53
+            ):
+                add(
+                    "network",
+                    name_of(workload),
+                    "egress is restricted but DNS (kube-system, port 53) is not allowed",
+                )
+    for component in ("board-api", "frontend"):
+        ns = env.namespace(component)
+        deploy = find_object(objects, "Deployment", component, ns)
+        if deploy is None:
+            continue
+        labels = pod_labels(deploy)
+        port = next(
+            (
+                p.get("containerPort")
+                for c in pod_spec(deploy).get("containers") or []
+                for p in c.get("ports") or []
+            ),
+            0,
+        )
+        # The ingress data path: a controller's pods in another namespace, or a load balancer's
+        # address range (an ALB sending straight to pod IPs).
+        admitted = any(
+            "ipBlock" in peer
+            or (bool(peer_ns) and peer_ns not in namespaces and peer_allows(peer, peer_ns, None))
+            for policy in policies_in(objects, ns)
+            if selects(policy, labels)
+            for rule in (policy.get("spec") or {}).get("ingress") or []
+            if any(p.get("port") == port for p in rule.get("ports") or [])
+            for peer in rule.get("from") or []
+            for peer_ns in [
+                ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
+                    "kubernetes.io/metadata.name", ""
+                )
+            ]
+        )
+        if not admitted:
+            add("network", name_of(deploy), f"no NetworkPolicy admits the ingress controller on port {port}")
+
+
+def dns_allowed_to(policies: list[Object], address: str) -> bool:
+    import ipaddress
+
+    for policy in policies:
+        for rule in (policy.get("spec") or {}).get("egress") or []:
+            if not any(p.get("port") in (53, None) for p in rule.get("ports") or [{}]):
+                continue
+            for peer in rule.get("to") or []:
+                cidr = (peer.get("ipBlock") or {}).get("cidr")
+                if cidr and ipaddress.ip_address(address) in ipaddress.ip_network(cidr, strict=False):
+                    return True
+    return False

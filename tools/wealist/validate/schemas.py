@@ -1,0 +1,120 @@
+"""Schemas: every built-in object against Kubernetes' own (strict), Argo CD documents against
+their CRDs made strict."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+from ..render import Object
+from .facts import KUBERNETES_VERSION
+from .objects import name_of
+
+
+def check_schemas(objects: list[Object], add: Any) -> None:
+    for obj in objects:
+        if obj.get("kind") == "SealedSecret":
+            _check_sealed_secret_shape(obj, add)
+            continue
+        validator = schema_validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        if validator is None:
+            add(
+                "schema",
+                name_of(obj),
+                f"no schema for {obj.get('apiVersion')} {obj.get('kind')} in Kubernetes {KUBERNETES_VERSION}",
+            )
+            continue
+        error = next(iter(validator.iter_errors(obj)), None)
+        if error is not None:
+            path = "/".join(str(p) for p in error.absolute_path)
+            add("schema", name_of(obj), error.message + (f" at {path}" if path else ""))
+
+
+@functools.cache
+def _definitions() -> Any:
+    return _schema_file("_definitions.json")
+
+
+@functools.cache
+def schema_validator(api_version: str, kind: str) -> Any:
+    """kubernetes-validate's strict schema for one kind, compiled once per run.
+
+    kubernetes_validate.validate() re-reads its 2 MB definitions file for every object (5 ms each);
+    these are the same files and the same validator class, loaded once.
+    """
+    import jsonschema
+    from referencing import Registry, Resource
+
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        schema = _schema_file(f"{kind.lower()}-{group_version}.json")
+    except FileNotFoundError:
+        return None
+    registry = Resource.from_contents(schema) @ (Resource.from_contents(_definitions()) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _schema_file(name: str) -> Any:
+    import json
+    from importlib import resources
+
+    minor = ".".join(KUBERNETES_VERSION.split(".")[:2])
+    folder = resources.files("kubernetes_validate") / "kubernetes-json-schema" / f"v{minor}.0-local-strict"
+    return json.loads((folder / name).read_text(encoding="utf-8"))
+
+
+def _check_sealed_secret_shape(obj: Object, add: Any) -> None:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    template_meta = ((spec.get("template") or {}).get("metadata")) or {}
+    if obj.get("apiVersion") != "bitnami.com/v1alpha1":
+        add("schema", name_of(obj), "SealedSecret must be bitnami.com/v1alpha1")
+    if not isinstance(spec.get("encryptedData"), dict) or not spec["encryptedData"]:
+        add("schema", name_of(obj), "SealedSecret has no spec.encryptedData")
+    for key in ("name", "namespace"):
+        if template_meta.get(key) not in (None, meta.get(key)):
+            add(
+                "schema",
+                name_of(obj),
+                f"spec.template.metadata.{key} differs from metadata.{key}: it would not unseal",
+            )
+
+
+def load_crd_schemas(directory: Path) -> dict[str, dict[str, Any]]:
+    """kind -> the CRD's openAPIV3Schema, made strict: undeclared keys are errors (a `selfHeel`
+    typo would pass Argo CD's own schema) unless the schema preserves unknown fields."""
+    from ruamel.yaml import YAML
+
+    schemas = {}
+    for path in sorted(directory.glob("*.y*ml")):
+        for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")):
+            if not doc or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            kind = doc["spec"]["names"]["kind"]
+            version = next(v for v in doc["spec"]["versions"] if v.get("storage", True))
+            schemas[kind] = _strict(version["schema"]["openAPIV3Schema"], top=True)
+    if not schemas:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"no CustomResourceDefinition in {directory}")
+    return schemas
+
+
+def _strict(schema: Any, top: bool = False) -> Any:
+    if isinstance(schema, list):
+        return [_strict(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: _strict(value) for key, value in schema.items()}
+    if (
+        "properties" in schema
+        and "additionalProperties" not in schema
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
+        result["additionalProperties"] = False
+    if top:
+        # The CRD schema leaves metadata open; check the fields we write.
+        result.setdefault("properties", {})["metadata"] = {"type": "object"}
+    return result
