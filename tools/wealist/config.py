@@ -110,6 +110,7 @@ class Config:
 
 
 def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
+    """promotion.yaml's text as a Config; anything malformed is one ConfigError naming the field."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -121,7 +122,6 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping")
-
     prefixes = data.get("namespaces")
     if (
         not isinstance(prefixes, dict)
@@ -129,24 +129,9 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         or not all(isinstance(v, str) and _NAME.fullmatch(v) for v in prefixes.values())
     ):
         raise ConfigError(f"{source}: namespaces must map each component to a lowercase namespace prefix")
-    envs = []
-    for raw in _list(data, "environments", source):
-        name = _str(raw, "name", f"{source}: environments[]")
-        delivery = raw.get("delivery", "direct")
-        if delivery not in DELIVERIES:
-            raise ConfigError(
-                f"{source}: environment {name}: delivery must be one of {', '.join(DELIVERIES)}"
-            )
-        deploy_branch = raw.get("deploy-branch")
-        if deploy_branch is not None and not (
-            isinstance(deploy_branch, str) and _BRANCH.fullmatch(deploy_branch)
-        ):
-            raise ConfigError(f"{source}: environment {name}: deploy-branch must be a branch name")
-        namespaces = tuple((str(c), f"{prefix}-{name}") for c, prefix in prefixes.items())
-        envs.append(Environment(name, delivery, deploy_branch, namespaces))
+    envs = [_environment(raw, prefixes, source) for raw in _list(data, "environments", source)]
     if len({e.name for e in envs}) != len(envs):
         raise ConfigError(f"{source}: environment names must be unique")
-
     comps_raw = data.get("components")
     if not isinstance(comps_raw, dict) or not comps_raw:
         raise ConfigError(f"{source}: components must be a non-empty mapping")
@@ -154,21 +139,35 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
         Component(name=str(name), image=_str(body, "image", f"{source}: components.{name}"))
         for name, body in comps_raw.items()
     )
-
-    forge = None
-    if "forge" in data:
-        raw_forge = data["forge"]
-        forge_type = _str(raw_forge, "type", f"{source}: forge")
-        if forge_type != "github":
-            raise ConfigError(f"{source}: forge.type {forge_type!r} is not supported (github is)")
-        repository = _str(raw_forge, "repository", f"{source}: forge")
-        if repository.count("/") != 1:
-            raise ConfigError(f"{source}: forge.repository must be owner/name")
-        forge = Forge(type=forge_type, repository=repository)
+    forge = _forge(data["forge"], source) if "forge" in data else None
     clusters = tuple(_cluster(raw, envs, source) for raw in _list(data, "clusters", source, required=False))
     if len({c.name for c in clusters}) != len(clusters):
         raise ConfigError(f"{source}: cluster names must be unique")
     return Config(environments=tuple(envs), components=comps, forge=forge, clusters=clusters)
+
+
+def _environment(raw: dict[str, Any], prefixes: dict[str, str], source: str) -> Environment:
+    name = _str(raw, "name", f"{source}: environments[]")
+    delivery = raw.get("delivery", "direct")
+    if delivery not in DELIVERIES:
+        raise ConfigError(f"{source}: environment {name}: delivery must be one of {', '.join(DELIVERIES)}")
+    deploy_branch = raw.get("deploy-branch")
+    if deploy_branch is not None and not (
+        isinstance(deploy_branch, str) and _BRANCH.fullmatch(deploy_branch)
+    ):
+        raise ConfigError(f"{source}: environment {name}: deploy-branch must be a branch name")
+    namespaces = tuple((str(c), f"{prefix}-{name}") for c, prefix in prefixes.items())
+    return Environment(name, delivery, deploy_branch, namespaces)
+
+
+def _forge(raw: Any, source: str) -> Forge:
+    forge_type = _str(raw, "type", f"{source}: forge")
+    if forge_type != "github":
+        raise ConfigError(f"{source}: forge.type {forge_type!r} is not supported (github is)")
+    repository = _str(raw, "repository", f"{source}: forge")
+    if repository.count("/") != 1:
+        raise ConfigError(f"{source}: forge.repository must be owner/name")
+    return Forge(type=forge_type, repository=repository)
 
 
 def _cluster(raw: dict[str, Any], envs: list[Environment], source: str) -> Cluster:

@@ -195,7 +195,10 @@ def _compare(
 def deliver_pull_request(
     repo: GitRepo, cfg: Config, plan: Plan, diff: str, target: tuple[str, str], log: Log
 ) -> PromotionResult:
-    """``target`` is (remote, branch): where the branch is pushed and what the pull request merges into."""
+    """``target`` is (remote, branch): where the branch is pushed and what the pull request merges into.
+
+    Long because each step (commit, branch, push, forge call) has its own failure message that says what
+    was already done."""
     remote, base = target
     commit = _commit_in_worktree(repo, plan)
     branch, replaces = _free_branch(repo, remote, plan.branch_name(), repo.tree(commit))

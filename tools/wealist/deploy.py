@@ -36,7 +36,9 @@ def advance(
     root: Path, env_name: str, commit: str, remote: str = "origin", dry_run: bool = False
 ) -> DeployDecision:
     """Move ``env_name``'s deploy branch to ``commit`` if it is the merge of an approved pull
-    request and every commit it brings that touches what the environment renders came through it."""
+    request and every commit it brings that touches what the environment renders came through it.
+
+    Long because it is the whole decision, one check after another, each with its own refusal."""
     repo = GitRepo(root)
     cfg = load_config(repo.root)
     env = cfg.env(env_name)

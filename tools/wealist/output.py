@@ -40,35 +40,32 @@ def echo_diff(diff: str) -> None:
 
 
 def print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) -> None:
+    """A promotion or rollback: JSON, or the plan, its rendered diff and what was done."""
+    plan = result.plan
+    if fmt == "json":
+        click.echo(json.dumps(result.as_json(dry_run), indent=2))
+    elif not plan.changes:
+        unchanged = ", ".join(plan.unchanged)
+        click.echo(f"Nothing to do: {plan.env.name} already runs {unchanged} at the requested version.")
+    else:
+        _print_plan(result, dry_run)
+        if dry_run:
+            _print_dry_run(result, push)
+        else:
+            _print_done(result)
+
+
+def _print_plan(result: PromotionResult, dry_run: bool) -> None:
     from .images import show
 
     plan = result.plan
-    assert plan is not None
-    if fmt == "json":
-        click.echo(json.dumps(result.as_json(dry_run), indent=2))
-        return
-    if not plan.changes:
-        click.echo(
-            f"Nothing to do: {plan.env.name} already runs "
-            + ", ".join(f"{name}" for name in plan.unchanged)
-            + " at the requested version."
-        )
-        return
+    default = "rollback" if plan.rollback_of else "first environment" if not plan.forced else "--force"
     rows = [("COMPONENT", "FROM", "TO", "WHY ALLOWED")] + [
-        (
-            c.component,
-            show(c.old),
-            c.new.short(),
-            c.evidence
-            or ("rollback" if plan.rollback_of else "first environment" if not plan.forced else "--force"),
-        )
-        for c in plan.changes
+        (c.component, show(c.old), c.new.short(), c.evidence or default) for c in plan.changes
     ]
     head = "Would" if dry_run else "Plan:"
-    click.echo(
-        f"{head} {'roll back' if plan.rollback_of else 'promote'} {plan.env.name} "
-        f"({plan.delivery}) on {plan.head[:10]}:"
-    )
+    verb = "roll back" if plan.rollback_of else "promote"
+    click.echo(f"{head} {verb} {plan.env.name} ({plan.delivery}) on {plan.head[:10]}:")
     table(rows, indent="  ")
     for reason in plan.forced:
         click.echo(click.style(f"  forced: {reason}", fg="yellow"), color=color())
@@ -76,22 +73,27 @@ def print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) -
         click.echo(f"  unchanged: {', '.join(plan.unchanged)}")
     if result.diff:
         echo_diff(result.diff)
-    if dry_run:
-        if plan.delivery == "pull-request":
-            click.echo(
-                f"Dry run: would commit {plan.path} on a new branch {plan.branch_name()} (git worktree, "
-                "git commit), git push it and open a pull request; nothing changed. Planned on HEAD: the "
-                "real run fetches and plans on the remote branch."
-            )
-        else:
-            pushing = " and git push" if push else ""
-            click.echo(f"Dry run: would change {plan.path} and run git commit{pushing}; nothing changed.")
-        return
+
+
+def _print_dry_run(result: PromotionResult, push: bool) -> None:
+    plan = result.plan
+    if plan.delivery == "pull-request":
+        click.echo(
+            f"Dry run: would commit {plan.path} on a new branch {plan.branch_name()} (git worktree, "
+            "git commit), git push it and open a pull request; nothing changed. Planned on HEAD: the "
+            "real run fetches and plans on the remote branch."
+        )
+    else:
+        pushing = " and git push" if push else ""
+        click.echo(f"Dry run: would change {plan.path} and run git commit{pushing}; nothing changed.")
+
+
+def _print_done(result: PromotionResult) -> None:
     for note in result.notes:
         log(note)
     if result.commit:
         where = f" on {result.branch}" if result.branch else ""
-        click.echo(f"Committed {result.commit[:10]}{where}: {plan.subject()}")
+        click.echo(f"Committed {result.commit[:10]}{where}: {result.plan.subject()}")
     if result.pushed:
         click.echo(f"Pushed {result.branch}.")
     if result.pull_request:

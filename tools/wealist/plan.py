@@ -152,7 +152,10 @@ class Plan:
 
 
 def make_plan(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> Plan:
-    """What promoting ``intent`` on commit ``head`` changes, with the order guard's evidence."""
+    """What promoting ``intent`` on commit ``head`` changes, with the order guard's evidence.
+
+    Long because it reads the overlay, resolves targets and applies the order guard in one pass over the
+    components."""
     env = intent.env
     current_text = repo.show(head, str(env.kustomization))
     if current_text is None:

@@ -358,50 +358,25 @@ class Pod:
         one pod can be read by another), as a fresh cloud volume: owned by root, with lost+found.
         """
         fs_group = self.security.get("fsGroup")
+        spec = self.workload.get("spec") or {}
+        templates = [t["metadata"]["name"] for t in spec.get("volumeClaimTemplates") or []]
+        volumes = [{"name": n, "persistentVolumeClaim": {"claimName": f"{n}-{self.name}"}} for n in templates]
         result: dict[str, tuple[Path, str]] = {}
-        templates = [
-            t["metadata"]["name"] for t in (self.workload.get("spec") or {}).get("volumeClaimTemplates") or []
-        ]
-        volumes = [
-            *({"name": n, "persistentVolumeClaim": {"claimName": f"{n}-{self.name}"}} for n in templates)
-        ]
-        volumes += self.spec.get("volumes") or []
-        for volume in volumes:
+        for volume in [*volumes, *(self.spec.get("volumes") or [])]:
             name = volume["name"]
             if "emptyDir" in volume:
-                path = self.root / "volumes" / name
+                path, kind = self.root / "volumes" / name, "emptyDir"
                 path.mkdir(parents=True, exist_ok=True)
                 os.chmod(path, 0o777)
-                kind = "emptyDir"
             elif "persistentVolumeClaim" in volume:
-                path = claims / self.namespace / volume["persistentVolumeClaim"]["claimName"]
+                path, kind = claims / self.namespace / volume["persistentVolumeClaim"]["claimName"], "claim"
                 if not path.exists():
                     (path / "lost+found").mkdir(parents=True)
                     os.chmod(path / "lost+found", 0o700)
                     os.chmod(path, 0o755)
-                kind = "claim"
             elif "configMap" in volume or "secret" in volume:
                 kind = "configMap" if "configMap" in volume else "secret"
-                source = volume[kind]
-                ref_name = source.get("name") if kind == "configMap" else source.get("secretName")
-                data = (
-                    self.objects.config_map(self.namespace, str(ref_name))
-                    if kind == "configMap"
-                    else self.objects.secret(self.namespace, str(ref_name))
-                )
-                if data is None:
-                    raise RehearsalError(f"{self.name}: volume {name}: {kind} {ref_name} does not exist")
-                path = self.root / "volumes" / name
-                path.mkdir(parents=True, exist_ok=True)
-                items = source.get("items") or [{"key": k, "path": k} for k in data]
-                for item in items:
-                    target = path / item["path"]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(data[item["key"]], encoding="utf-8")
-                    os.chmod(target, int(item.get("mode", source.get("defaultMode", 0o644))))
-                    if fs_group is not None:
-                        os.chown(target, 0, int(fs_group))
-                os.chmod(path, 0o755)
+                path = self._projected(name, kind, volume[kind], fs_group)
             else:
                 raise RehearsalError(f"{self.name}: volume {name} ({sorted(volume)}) is not rehearsed")
             if fs_group is not None and kind in ("emptyDir", "claim"):
@@ -410,6 +385,28 @@ class Pod:
                 os.chmod(path, (path.stat().st_mode & 0o7777) | 0o2070)
             result[name] = (path, kind)
         return result
+
+    def _projected(self, name: str, kind: str, source: dict[str, Any], fs_group: object) -> Path:
+        """A ConfigMap or Secret volume: one file per key (or per item), with its mode."""
+        ref_name = str(source.get("name") if kind == "configMap" else source.get("secretName"))
+        data = (
+            self.objects.config_map(self.namespace, ref_name)
+            if kind == "configMap"
+            else self.objects.secret(self.namespace, ref_name)
+        )
+        if data is None:
+            raise RehearsalError(f"{self.name}: volume {name}: {kind} {ref_name} does not exist")
+        path = self.root / "volumes" / name
+        path.mkdir(parents=True, exist_ok=True)
+        for item in source.get("items") or [{"key": k, "path": k} for k in data]:
+            target = path / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(data[item["key"]], encoding="utf-8")
+            os.chmod(target, int(item.get("mode", source.get("defaultMode", 0o644))))
+            if fs_group is not None:
+                os.chown(target, 0, int(str(fs_group)))
+        os.chmod(path, 0o755)
+        return path
 
 
 # -- the sandbox: a cluster network, containers in it -------------------------------------------
@@ -481,63 +478,72 @@ class Sandbox:
 
     # A container: a mount namespace whose root is an overlay of this machine's root.
     def _setup_script(self, pod: Pod, container: dict[str, Any], entrypoint: bool) -> tuple[Path, Path]:
+        """A shell script that makes the container's filesystem in a fresh mount namespace and
+        execs its command as its user; returns the script and the container's root."""
         self._counter += 1
         stage = pod.root / f"{container['name']}.{self._counter}"
         stage.mkdir(parents=True)
-        files = pod.root / f"{container['name']}.{self._counter}.etc"
-        files.mkdir()
-        postgres = is_postgres_image(str(container.get("image", "")))
-        (files / "passwd").write_text(POSTGRES_PASSWD if postgres else OTHER_PASSWD)
-        (files / "group").write_text(POSTGRES_GROUP if postgres else OTHER_GROUP)
-        hosts = ["127.0.0.1\tlocalhost", f"{pod.address}\t{pod.name}"]
-        hosts += [f"{address}\t{name}" for name, address in self._names_for(pod.namespace).items()]
-        (files / "hosts").write_text("\n".join(hosts) + "\n")
         root = stage / "root"
-        t = self._tools
-        q = shlex.quote
+        mount, q = shlex.quote(self._tools["mount"]), shlex.quote
         lines = [
             "set -eu",
-            f"{q(t['mount'])} -t tmpfs -o mode=0755 rehearsal {q(str(stage))}",
+            f"{mount} -t tmpfs -o mode=0755 rehearsal {q(str(stage))}",
             f"mkdir {q(str(stage / 'upper'))} {q(str(stage / 'work'))} {q(str(root))}",
-            f"{q(t['mount'])} -t overlay overlay -o "
+            f"{mount} -t overlay overlay -o "
             + q(f"lowerdir=/,upperdir={stage / 'upper'},workdir={stage / 'work'}")
             + f" {q(str(root))}",
+            *(f"{mount} --rbind /{d} {q(str(root / d))}" for d in ("dev", "proc", "sys")),
         ]
-        lines += [f"{q(t['mount'])} --rbind /{d} {q(str(root / d))}" for d in ("dev", "proc", "sys")]
-        for name in ("passwd", "group", "hosts"):
-            lines.append(f"cat {q(str(files / name))} > {q(str(root / 'etc' / name))}")
+        for name, text in self._etc_files(pod, container).items():
+            source = stage.parent / f"{container['name']}.{self._counter}.{name}"
+            source.write_text(text)
+            lines.append(f"cat {q(str(source))} > {q(str(root / 'etc' / name))}")
         if entrypoint:
             script = resources.files("wealist") / "stand_ins" / "postgres-entrypoint.sh"
             target = root / "usr/local/bin/docker-entrypoint.sh"
             lines.append(f"cat {q(str(script))} > {q(str(target))} && chmod 755 {q(str(target))}")
-        volumes = pod.volume_dirs(self.claims)
-        mounts = sorted(
-            container.get("volumeMounts") or [], key=lambda m: len(PurePosixPath(m["mountPath"]).parts)
-        )
-        for mount in mounts:
-            if mount["name"] not in volumes:
-                raise RehearsalError(
-                    f"{pod.name}/{container['name']}: volumeMount {mount['name']} names no volume"
-                )
-            source = volumes[mount["name"]][0] / mount.get("subPath", "")
-            target = root / _inside_root(mount["mountPath"]).relative_to("/")
-            lines.append(
-                f"mkdir -p {q(str(target))} && {q(t['mount'])} --bind {q(str(source))} {q(str(target))}"
-            )
-            if mount.get("readOnly"):
-                lines.append(f"{q(t['mount'])} -o remount,bind,ro {q(str(target))}")
-        sc = container.get("securityContext") or {}
-        if sc.get("readOnlyRootFilesystem"):
-            lines.append(f"{q(t['mount'])} -o remount,ro {q(str(root))}")
+        lines += self._volume_mounts(pod, container, root)
+        if (container.get("securityContext") or {}).get("readOnlyRootFilesystem"):
+            lines.append(f"{mount} -o remount,ro {q(str(root))}")
         uid, gid, groups = pod.ids(container)
         workdir = container.get("workingDir") or "/"
         lines.append(
-            f"exec {q(t['chroot'])} --userspec={uid}:{gid} --groups={','.join(map(str, groups))} "
+            f"exec {q(self._tools['chroot'])} --userspec={uid}:{gid} --groups={','.join(map(str, groups))} "
             f'{q(str(root))} /usr/bin/env -C {q(workdir)} -- "$@"'
         )
         path = stage.parent / f"{container['name']}.{self._counter}.sh"
         path.write_text("\n".join(lines) + "\n")
         return path, root
+
+    def _etc_files(self, pod: Pod, container: dict[str, Any]) -> dict[str, str]:
+        """The image's users and groups, and hosts with the mapped cluster DNS names."""
+        postgres = is_postgres_image(str(container.get("image", "")))
+        hosts = ["127.0.0.1\tlocalhost", f"{pod.address}\t{pod.name}"]
+        hosts += [f"{address}\t{name}" for name, address in self._names_for(pod.namespace).items()]
+        return {
+            "passwd": POSTGRES_PASSWD if postgres else OTHER_PASSWD,
+            "group": POSTGRES_GROUP if postgres else OTHER_GROUP,
+            "hosts": "\n".join(hosts) + "\n",
+        }
+
+    def _volume_mounts(self, pod: Pod, container: dict[str, Any], root: Path) -> list[str]:
+        """Bind mounts of the pod's volumes at the container's paths, parents first."""
+        mount, q = shlex.quote(self._tools["mount"]), shlex.quote
+        volumes = pod.volume_dirs(self.claims)
+        lines = []
+        for entry in sorted(
+            container.get("volumeMounts") or [], key=lambda m: len(PurePosixPath(m["mountPath"]).parts)
+        ):
+            if entry["name"] not in volumes:
+                raise RehearsalError(
+                    f"{pod.name}/{container['name']}: volumeMount {entry['name']} names no volume"
+                )
+            source = volumes[entry["name"]][0] / entry.get("subPath", "")
+            target = root / _inside_root(entry["mountPath"]).relative_to("/")
+            lines.append(f"mkdir -p {q(str(target))} && {mount} --bind {q(str(source))} {q(str(target))}")
+            if entry.get("readOnly"):
+                lines.append(f"{mount} -o remount,bind,ro {q(str(target))}")
+        return lines
 
     def _names_for(self, namespace: str) -> dict[str, str]:
         """The mapped Service names as a pod in ``namespace`` resolves them (its search path
@@ -932,7 +938,8 @@ class Rehearsal:
         )
 
     def _restore(self, sandbox: Sandbox, server_obj: Object, running: Running) -> None:
-        """The README's restore procedure on a fresh server: the newest dump, same rows."""
+        """The README's restore procedure on a fresh server (a new volume claim, as after losing
+        the volume): the newest dump, the same rows. The original server is restarted after."""
         dumps = sorted(
             (p for p in _files(sandbox.claims) if p.suffix == ".dump"), key=lambda p: p.stat().st_mtime
         )
@@ -942,46 +949,21 @@ class Rehearsal:
             return
         original = self._rows(sandbox, running)
         fresh_pod = self._server_pod(server_obj)
-        # A new volume claim: a fresh server, as after losing the volume.
-        saved_claims = sandbox.claims
-        sandbox.claims = sandbox.dir / "claims-fresh"
+        saved_claims, sandbox.claims = sandbox.claims, sandbox.dir / "claims-fresh"
         fresh = None
         try:
-            if not self._stop(sandbox, running, "stop before the restore (preStop hook)", quiet=True):
-                return
-            fresh = self._start_server(sandbox, fresh_pod, "fresh server for the restore")
-            if fresh is None:
-                return
-            tmp = next(
-                (
-                    fresh_pod.root / "volumes" / m["name"]
-                    for m in fresh.container.get("volumeMounts") or []
-                    if m["mountPath"] == "/tmp"
-                ),
-                None,
-            )
-            if tmp is None:
-                self.step(
-                    "restore",
-                    False,
-                    "the postgres container has no /tmp volume to copy the dump into",
-                    started,
+            if self._stop(sandbox, running, "stop before the restore (preStop hook)", quiet=True):
+                fresh = self._start_server(sandbox, fresh_pod, "fresh server for the restore")
+            if fresh is not None:
+                detail = self._restore_into(sandbox, fresh, dumps[-1])
+                restored = self._rows(sandbox, fresh) if detail is None else ""
+                same = detail is None and restored == original and bool(original)
+                summary = f"{len(restored.splitlines())} rows, " + (
+                    "the same" if same else f"expected {original!r}, got {restored!r}"
                 )
-                return
-            shutil.copy(dumps[-1], tmp / "restore.dump")
-            os.chmod(tmp / "restore.dump", 0o644)
-            result = sandbox.exec_in(fresh, ["sh", "-c", RESTORE_COMMAND], self.timeout)
-            if result.code != 0:
-                self.step("restore", False, f"pg_restore failed: {_tail(result.output)}", started)
-                return
-            restored = self._rows(sandbox, fresh)
-            self.step(
-                "restore",
-                restored == original and bool(original),
-                f"{dumps[-1].name} into a fresh server: {len(restored.splitlines())} rows, "
-                + ("the same" if restored == original else f"expected {original!r}, got {restored!r}"),
-                started,
-            )
+                self.step(
+                    "restore", same, f"{dumps[-1].name} into a fresh server: {detail or summary}", started
+                )
         finally:
             if fresh is not None:
                 self._stop(sandbox, fresh, "stop the fresh server", quiet=True)
@@ -989,6 +971,23 @@ class Rehearsal:
             restarted = self._start_server(sandbox, running.pod, "restart on its volume")
             if restarted is not None:
                 running.process, running.root, running.log = restarted.process, restarted.root, restarted.log
+
+    def _restore_into(self, sandbox: Sandbox, fresh: Running, dump: Path) -> str | None:
+        """Copy ``dump`` into the container's /tmp and run the restore command; why not, or None."""
+        tmp = next(
+            (
+                fresh.pod.root / "volumes" / m["name"]
+                for m in fresh.container.get("volumeMounts") or []
+                if m["mountPath"] == "/tmp"
+            ),
+            None,
+        )
+        if tmp is None:
+            return "the postgres container has no /tmp volume to copy the dump into"
+        shutil.copy(dump, tmp / "restore.dump")
+        os.chmod(tmp / "restore.dump", 0o644)
+        result = sandbox.exec_in(fresh, ["sh", "-c", RESTORE_COMMAND], self.timeout)
+        return None if result.code == 0 else f"pg_restore failed: {_tail(result.output)}"
 
     def _rows(self, sandbox: Sandbox, running: Running) -> str:
         result = sandbox.exec_in(
@@ -1037,43 +1036,62 @@ class Rehearsal:
         """Restart the server in recovery (standby.signal, hot standby off: it answers pg_isready
         with exit 1, "rejecting connections", as during crash recovery). Liveness must keep it;
         readiness must not route to it; with nothing answering, liveness must fail."""
-        started = time.monotonic()
         main = _server_container(server.workload)
         assert main is not None
         pgdata = self._host_path(server, main, server.env(main).get("PGDATA", POSTGRES_IMAGE_ENV["PGDATA"]))
         if pgdata is None:
             self.step(
-                "recovery", False, "PGDATA is on no volume: the data would not survive a restart", started
+                "recovery", False, "PGDATA is on no volume: the data would not survive", time.monotonic()
             )
             return
         (pgdata / "standby.signal").touch()
         os.chown(pgdata / "standby.signal", *pgdata.stat()[4:6])
-        env = server.env(main)
-        running = sandbox.start(server, main, [*server.argv(main), "-c", "hot_standby=off"], env)
-        probe_env = {**running.env, "PGCONNECT_TIMEOUT": "2"}
-        deadline = time.monotonic() + STARTUP_SECONDS
-        state = None
-        while time.monotonic() < deadline and running.process.poll() is None:
-            state = sandbox.exec_in(
-                running, ["pg_isready", "-q", "-h", "127.0.0.1", "-U", "probe"], 5, probe_env
-            ).code
-            if state == 1:
-                break
-            time.sleep(0.3)
-        if state != 1:
+        running = self._start_recovering(sandbox, server, main)
+        if running is not None:
+            self._probe_recovering(sandbox, running, main)
+            self._stop(sandbox, running, "stop the recovering server", quiet=True)
+        (pgdata / "standby.signal").unlink(missing_ok=True)
+        liveness = main.get("livenessProbe")
+        if liveness and running is not None:
+            started = time.monotonic()
+            result = self._probe_stopped(sandbox, server, main, liveness)
             self.step(
-                "recovery",
-                False,
-                f"could not bring the server into recovery: {sandbox.log_tail(running)}",
+                f"{server.name}/{main['name']}: livenessProbe with no server",
+                result.code != 0,
+                "fails when nothing answers"
+                if result.code != 0
+                else "passes with no server running: a hung server is never restarted",
                 started,
             )
-            return
+
+    def _start_recovering(self, sandbox: Sandbox, server: Pod, main: dict[str, Any]) -> Running | None:
+        """The server, started in standby with hot standby off; None if it never got there."""
+        started = time.monotonic()
+        running = sandbox.start(server, main, [*server.argv(main), "-c", "hot_standby=off"], server.env(main))
+        probe_env = {**running.env, "PGCONNECT_TIMEOUT": "2"}
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and running.process.poll() is None:
+            check = ["pg_isready", "-q", "-h", "127.0.0.1", "-U", "probe"]
+            if sandbox.exec_in(running, check, 5, probe_env).code == 1:
+                return running
+            time.sleep(0.3)
+        self.step(
+            "recovery",
+            False,
+            f"could not bring the server into recovery: {sandbox.log_tail(running)}",
+            started,
+        )
+        return None
+
+    def _probe_recovering(self, sandbox: Sandbox, running: Running, main: dict[str, Any]) -> None:
+        name = f"{running.pod.name}/{main['name']}"
         liveness, readiness = main.get("livenessProbe"), main.get("readinessProbe")
         if liveness:
+            started = time.monotonic()
             results = [self._probe(sandbox, running, liveness) for _ in range(RECOVERY_LOOKS)]
             failed = next((r for r in results if r.code != 0), None)
             self.step(
-                f"{server.name}/{main['name']}: livenessProbe while recovering",
+                f"{name}: livenessProbe while recovering",
                 failed is None,
                 "keeps a recovering server (pg_isready exit 1) alive"
                 if failed is None
@@ -1085,28 +1103,11 @@ class Rehearsal:
             started = time.monotonic()
             result = self._probe(sandbox, running, readiness)
             self.step(
-                f"{server.name}/{main['name']}: readinessProbe while recovering",
+                f"{name}: readinessProbe while recovering",
                 result.code != 0,
                 "keeps the recovering server out of its Services"
                 if result.code != 0
                 else "passes on a server that cannot serve",
-                started,
-            )
-        self._stop(sandbox, running, "stop the recovering server", quiet=True)
-        (pgdata / "standby.signal").unlink(missing_ok=True)
-        if liveness:
-            started = time.monotonic()
-            result = (
-                self._probe(sandbox, running, liveness)
-                if running.process.poll() is None
-                else self._probe_stopped(sandbox, server, main, liveness)
-            )
-            self.step(
-                f"{server.name}/{main['name']}: livenessProbe with no server",
-                result.code != 0,
-                "fails when nothing answers"
-                if result.code != 0
-                else "passes with no server running: a hung server is never restarted",
                 started,
             )
 

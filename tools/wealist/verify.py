@@ -36,12 +36,12 @@ class RenderCheck:
 def verify_render(repo: GitRepo, plan: Plan, locked: bool = True) -> RenderCheck:
     """Render HEAD's tree before and after the edit; refuse any change beyond the image fields.
 
-    Under the lock the renders run in .git/wealist/render, a copy of HEAD's tree kept up to date
-    incrementally, and the render of an unchanged tree comes from .git/wealist/cache (keyed by tree
-    id and renderer): a promotion after a promotion writes one file and renders once. On a cache
-    miss the edited overlay goes into a sibling directory (same depth, so its relative paths still
-    resolve) and both renders run in parallel. A dry run (no lock) uses a throwaway extraction.
-    """
+       Under the lock the renders run in .git/wealist/render, a copy of HEAD's tree kept up to date
+       incrementally, and the render of an unchanged tree comes from .git/wealist/cache (keyed by tree
+       id and renderer): a promotion after a promotion writes one file and renders once. On a cache
+       miss the edited overlay goes into a sibling directory (same depth, so its relative paths still
+       resolve) and both renders run in parallel. A dry run (no lock) uses a throwaway extraction.
+    Long because the locked, cached and dry-run paths share the same before/after contract."""
     renderer = find_renderer()
     tree = repo.tree(plan.head)
     cached = _cache_get(repo, renderer, plan.env, tree)

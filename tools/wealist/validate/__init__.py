@@ -62,7 +62,9 @@ def targets(cfg: Config) -> list[Target]:
 
 
 def validate(root: Path, crds: Path | None = None) -> Report:
-    """Render every environment × flavour of the fleet and check every invariant; one report."""
+    """Render every environment × flavour of the fleet and check every invariant; one report.
+
+    Long because it owns the renders' temporary trees (one ExitStack) and runs every check on each."""
     from contextlib import ExitStack
 
     from ..gitrepo import GitRepo

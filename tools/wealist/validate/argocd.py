@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..config import Config, Environment
 from ..render import Object
@@ -95,34 +97,47 @@ def check_environment_appset(
     report: Report,
     kinds: set[tuple[str, str]],
 ) -> None:
+    """The environment's ApplicationSet: who gets it, from which ref, in which project, how it syncs."""
     appset = next(
-        (
-            a
-            for a in appsets
-            if ((((a.get("spec") or {}).get("template") or {}).get("spec") or {}).get("source") or {}).get(
-                "path"
-            )
-            == str(env.overlay)
-        ),
-        None,
+        (a for a in appsets if _template(a).get("source", {}).get("path") == str(env.overlay)), None
     )
     if appset is None:
         report.add("argocd", f"ApplicationSet for {env.overlay}", "missing", env.name)
         return
     subject = f"ApplicationSet/{appset['metadata']['name']}"
+
+    def add(message: str, where: str = subject) -> None:
+        report.add("argocd", where, message, env.name)
+
+    _check_selection(cfg, env, appset, add)
+    template = _template(appset)
+    revision = (template.get("source") or {}).get("targetRevision")
+    if revision != (env.deploy_branch or "main"):
+        add(f"follows {revision!r}, but promotion.yaml deploys {env.name} from {env.deploy_branch or 'main'}")
+    components = ((template.get("source") or {}).get("kustomize") or {}).get("components") or []
+    if not any("components/clusters/" in str(c) for c in components):
+        add("does not add the cluster's flavour component")
+    project_name = str(template.get("project", ""))
+    if project_name not in projects:
+        add(f"project {project_name!r} is not defined under argocd/")
+    else:
+        _check_project(env, projects[project_name][1], kinds, lambda m: add(m, f"AppProject/{project_name}"))
+    _check_sync(template, kinds, add)
+
+
+def _template(appset: Object) -> dict[str, Any]:
+    return ((appset.get("spec") or {}).get("template") or {}).get("spec") or {}
+
+
+def _check_selection(cfg: Config, env: Environment, appset: Object, add: Callable[[str], None]) -> None:
+    """Clusters are chosen by their labels: an environment never lands on a cluster unlabelled for
+    it, every cluster of the fleet that runs it is selected, and dropping a label deletes nothing."""
     spec = appset.get("spec") or {}
-    template = (spec.get("template") or {}).get("spec") or {}
-    # Clusters are chosen by their labels; an environment never lands on a cluster unlabelled for it.
     selectors = [((g.get("clusters") or {}).get("selector") or {}) for g in spec.get("generators") or []]
     if not selectors or not all(
         (sel.get("matchLabels") or {}).get(ENV_LABEL) == env.name for sel in selectors
     ):
-        report.add(
-            "argocd",
-            subject,
-            f"every generator must be a clusters generator selecting {ENV_LABEL}: {env.name}",
-            env.name,
-        )
+        add(f"every generator must be a clusters generator selecting {ENV_LABEL}: {env.name}")
     flavours = {
         value
         for sel in selectors
@@ -132,72 +147,38 @@ def check_environment_appset(
     }
     for cluster in cfg.clusters:
         if cluster.environment == env.name and cluster.flavour not in flavours:
-            report.add(
-                "argocd",
-                subject,
-                f"cluster {cluster.name} ({cluster.flavour}) is not selected: flavours {sorted(flavours)}",
-                env.name,
-            )
+            add(f"cluster {cluster.name} ({cluster.flavour}) is not selected: flavours {sorted(flavours)}")
     if not (spec.get("syncPolicy") or {}).get("preserveResourcesOnDeletion"):
-        report.add(
-            "argocd",
-            subject,
+        add(
             "without syncPolicy.preserveResourcesOnDeletion, removing a cluster's label deletes everything "
-            "it ran, data included",
-            env.name,
+            "it ran, data included"
         )
-    revision = (template.get("source") or {}).get("targetRevision")
-    if revision != (env.deploy_branch or "main"):
-        report.add(
-            "argocd",
-            subject,
-            f"follows {revision!r}, but promotion.yaml deploys {env.name} from {env.deploy_branch or 'main'}",
-            env.name,
-        )
-    components = ((template.get("source") or {}).get("kustomize") or {}).get("components") or []
-    if not any("components/clusters/" in str(c) for c in components):
-        report.add("argocd", subject, "does not add the cluster's flavour component", env.name)
-    project_name = str(template.get("project", ""))
-    if project_name not in projects:
-        report.add("argocd", subject, f"project {project_name!r} is not defined under argocd/", env.name)
-    else:
-        project = projects[project_name][1]
-        pspec = project.get("spec") or {}
-        destinations = {d.get("namespace") for d in pspec.get("destinations") or []}
-        expected = env.all_namespaces
-        if destinations != expected:
-            report.add(
-                "argocd",
-                f"AppProject/{project_name}",
-                f"destinations {sorted(str(d) for d in destinations)} are not exactly {env.name}'s",
-                env.name,
-            )
-        repos = pspec.get("sourceRepos") or []
-        if len(repos) != 1 or "*" in repos[0]:
-            report.add(
-                "argocd", f"AppProject/{project_name}", "sourceRepos must name exactly this repository"
-            )
-        # Argo CD refuses to sync a kind the project does not list: the sync fails at that object.
-        for group, kind in sorted(kinds - whitelist(project)):
-            report.add(
-                "argocd",
-                f"AppProject/{project_name}",
-                f"does not permit {kind} ({group or 'core'}), which {env.name} renders: Argo CD would refuse "
-                "to sync it",
-                env.name,
-            )
+
+
+def _check_project(
+    env: Environment, project: Object, kinds: set[tuple[str, str]], add: Callable[[str], None]
+) -> None:
+    """Exactly the environment's namespaces, this repository, and every kind it renders."""
+    spec = project.get("spec") or {}
+    destinations = {d.get("namespace") for d in spec.get("destinations") or []}
+    if destinations != env.all_namespaces:
+        add(f"destinations {sorted(str(d) for d in destinations)} are not exactly {env.name}'s")
+    repos = spec.get("sourceRepos") or []
+    if len(repos) != 1 or "*" in repos[0]:
+        add("sourceRepos must name exactly this repository")
+    # Argo CD refuses to sync a kind the project does not list: the sync fails at that object.
+    for group, kind in sorted(kinds - whitelist(project)):
+        add(f"does not permit {kind} ({group or 'core'}), which {env.name} renders: its sync would fail")
+
+
+def _check_sync(template: dict[str, Any], kinds: set[tuple[str, str]], add: Callable[[str], None]) -> None:
     automated = ((template.get("syncPolicy") or {}).get("automated")) or {}
     if not (automated.get("prune") and automated.get("selfHeal")):
-        report.add("argocd", subject, "automated sync needs prune and selfHeal", env.name)
+        add("automated sync needs prune and selfHeal")
     if not ((template.get("syncPolicy") or {}).get("retry") or {}).get("backoff"):
-        report.add("argocd", subject, "no retry with backoff", env.name)
+        add("no retry with backoff")
     if "namespace" in ((template.get("source") or {}).get("kustomize") or {}):
-        report.add(
-            "argocd",
-            subject,
-            "sets source.kustomize.namespace: it moves every object into one namespace",
-            env.name,
-        )
+        add("sets source.kustomize.namespace: it moves every object into one namespace")
     if ("autoscaling", "HorizontalPodAutoscaler") in kinds:
         ignored = {
             d.get("name")
@@ -206,9 +187,4 @@ def check_environment_appset(
         }
         for component in STATELESS:
             if component not in ignored:
-                report.add(
-                    "argocd",
-                    subject,
-                    f"does not ignore spec.replicas of {component} (its HPA scales it)",
-                    env.name,
-                )
+                add(f"does not ignore spec.replicas of {component} (its HPA scales it)")

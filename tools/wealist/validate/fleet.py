@@ -13,7 +13,9 @@ from .report import Report
 
 
 def check_flavour(flavour: str, objects: list[Object], report: Report, label: str) -> None:
-    """What the cluster's flavour must set: storage and ingress classes, the ingress data path, DNS."""
+    """What the cluster's flavour must set: storage and ingress classes, the ingress data path, DNS.
+
+    Long because it is a checklist of what a flavour must set."""
 
     def add(subject: str, message: str) -> None:
         report.add("clusters", subject, message, label)
@@ -57,7 +59,9 @@ def check_flavour(flavour: str, objects: list[Object], report: Report, label: st
 
 def check_sealing(root: Path, cfg: Config, rendered: dict[str, list[Object]], report: Report) -> None:
     """Every cluster opens the SealedSecrets of the environment it runs: each carries the
-    fingerprint of the key it was sealed for, and that must be the key of the cluster's certificate."""
+    fingerprint of the key it was sealed for, and that must be the key of the cluster's certificate.
+
+    Long because every way a cluster can fail to open a secret gets its own finding."""
     from ..errors import WealistError
     from ..seal import SEALED_FOR, fingerprint, load_public_key
 

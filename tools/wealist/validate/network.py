@@ -72,27 +72,50 @@ def restricts(policies: list[Object], direction: str, pod_labels: dict[str, str]
 
 
 def check_network_policies(env: Environment, objects: list[Object], add: Any) -> None:
-    namespaces = sorted(env.all_namespaces)
-    for ns in namespaces:
-        deny = [
-            p
-            for p in policies_in(objects, ns)
-            if (p.get("spec") or {}).get("podSelector") in ({}, None)
-            and "Ingress" in ((p.get("spec") or {}).get("policyTypes") or [])
-            and not (p.get("spec") or {}).get("ingress")
-        ]
-        if not deny:
+    """Default deny in every namespace, and the flows weAlist needs admitted: board-api to
+    postgres, DNS from every workload, the ingress data path to the two apps."""
+    for ns in sorted(env.all_namespaces):
+        if not any(_denies_all_ingress(p) for p in policies_in(objects, ns)):
             add("network", f"Namespace/{ns}", "no default-deny ingress NetworkPolicy")
+    _check_database_flow(env, objects, add)
+    _check_dns(env, objects, add)
+    for component in ("board-api", "frontend"):
+        deploy = find_object(objects, "Deployment", component, env.namespace(component))
+        if deploy is not None:
+            port = _first_port(deploy, 0)
+            if not _ingress_path_admitted(env, objects, deploy, port):
+                add(
+                    "network",
+                    name_of(deploy),
+                    f"no NetworkPolicy admits the ingress controller on port {port}",
+                )
+
+
+def _denies_all_ingress(policy: Object) -> bool:
+    spec = policy.get("spec") or {}
+    return (
+        spec.get("podSelector") in ({}, None)
+        and "Ingress" in (spec.get("policyTypes") or [])
+        and not spec.get("ingress")
+    )
+
+
+def _first_port(workload: Object, default: int) -> int:
+    ports = (
+        p.get("containerPort")
+        for c in pod_spec(workload).get("containers") or []
+        for p in c.get("ports") or []
+    )
+    return int(next(ports, default))
+
+
+def _check_database_flow(env: Environment, objects: list[Object], add: Any) -> None:
     api_ns, db_ns = env.namespace("board-api"), env.namespace("postgres")
     api = find_object(objects, "Deployment", "board-api", api_ns)
     db = find_object(objects, "StatefulSet", "postgres", db_ns)
     if api is None or db is None:
         return
-    api_labels, db_labels = pod_labels(api), pod_labels(db)
-    db_port = next(
-        (p.get("containerPort") for c in pod_spec(db).get("containers") or [] for p in c.get("ports") or []),
-        5432,
-    )
+    api_labels, db_labels, db_port = pod_labels(api), pod_labels(db), _first_port(db, 5432)
     if not allowed(policies_in(objects, db_ns), "Ingress", db_labels, api_ns, api_labels, db_port):
         add(
             "network",
@@ -108,54 +131,43 @@ def check_network_policies(env: Environment, objects: list[Object], add: Any) ->
             f"Namespace/{api_ns}",
             f"egress is restricted but board-api may not reach {db_ns}:{db_port}",
         )
-    for ns in namespaces:
-        for workload in (
-            o
-            for o in objects
-            if o.get("kind") in WORKLOADS and (o.get("metadata") or {}).get("namespace") == ns
-        ):
-            labels = pod_labels(workload)
-            policies = policies_in(objects, ns)
-            if restricts(policies, "Egress", labels) and not allowed(
-                policies, "Egress", labels, "kube-system", None, 53
-            ):
-                add(
-                    "network",
-                    name_of(workload),
-                    "egress is restricted but DNS (kube-system, port 53) is not allowed",
-                )
-    for component in ("board-api", "frontend"):
-        ns = env.namespace(component)
-        deploy = find_object(objects, "Deployment", component, ns)
-        if deploy is None:
+
+
+def _check_dns(env: Environment, objects: list[Object], add: Any) -> None:
+    for workload in (o for o in objects if o.get("kind") in WORKLOADS):
+        ns = str((workload.get("metadata") or {}).get("namespace"))
+        if ns not in env.all_namespaces:
             continue
-        labels = pod_labels(deploy)
-        port = next(
-            (
-                p.get("containerPort")
-                for c in pod_spec(deploy).get("containers") or []
-                for p in c.get("ports") or []
-            ),
-            0,
-        )
-        # The ingress data path: a controller's pods in another namespace, or a load balancer's
-        # address range (an ALB sending straight to pod IPs).
-        admitted = any(
-            "ipBlock" in peer
-            or (bool(peer_ns) and peer_ns not in namespaces and peer_allows(peer, peer_ns, None))
-            for policy in policies_in(objects, ns)
-            if selects(policy, labels)
-            for rule in (policy.get("spec") or {}).get("ingress") or []
-            if any(p.get("port") == port for p in rule.get("ports") or [])
-            for peer in rule.get("from") or []
-            for peer_ns in [
-                ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
+        labels, policies = pod_labels(workload), policies_in(objects, ns)
+        if restricts(policies, "Egress", labels) and not allowed(
+            policies, "Egress", labels, "kube-system", None, 53
+        ):
+            add(
+                "network",
+                name_of(workload),
+                "egress is restricted but DNS (kube-system, port 53) is not allowed",
+            )
+
+
+def _ingress_path_admitted(env: Environment, objects: list[Object], deploy: Object, port: int) -> bool:
+    """The ingress data path: a controller's pods in another namespace, or a load balancer's
+    address range (an ALB sending straight to pod IPs)."""
+    labels = pod_labels(deploy)
+    ns = str((deploy.get("metadata") or {}).get("namespace"))
+    for policy in policies_in(objects, ns):
+        if not selects(policy, labels):
+            continue
+        for rule in (policy.get("spec") or {}).get("ingress") or []:
+            if not any(p.get("port") == port for p in rule.get("ports") or []):
+                continue
+            for peer in rule.get("from") or []:
+                peer_ns = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get(
                     "kubernetes.io/metadata.name", ""
                 )
-            ]
-        )
-        if not admitted:
-            add("network", name_of(deploy), f"no NetworkPolicy admits the ingress controller on port {port}")
+                outside = bool(peer_ns) and peer_ns not in env.all_namespaces
+                if "ipBlock" in peer or (outside and peer_allows(peer, peer_ns, None)):
+                    return True
+    return False
 
 
 def dns_allowed_to(policies: list[Object], address: str) -> bool:

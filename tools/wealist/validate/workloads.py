@@ -68,6 +68,7 @@ def _workload(
 
 
 def check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
+    """Long because it is a checklist of the database's invariants, one finding each."""
     found = _workload(objects, "StatefulSet", "postgres", env, add)
     if found is None:
         return
@@ -129,6 +130,7 @@ def check_postgres(env: Environment, objects: list[Object], add: Any) -> None:
 
 
 def check_board_api(env: Environment, objects: list[Object], add: Any) -> None:
+    """Long because it is a checklist of the API's invariants, one finding each."""
     found = _workload(objects, "Deployment", "board-api", env, add)
     if found is None:
         return
@@ -189,6 +191,7 @@ def check_frontend(env: Environment, objects: list[Object], add: Any) -> None:
 
 
 def check_workload(cfg: Config, obj: Object, add: Any) -> None:
+    """Long because it is the container policy checklist (PSS restricted and ours), one finding each."""
     subject = name_of(obj)
     pod = pod_spec(obj)
     pod_sc = pod.get("securityContext") or {}
@@ -264,91 +267,84 @@ def check_service_names(objects: list[Object], add: Any) -> None:
                 add("references", subject, f"{match.group(0)} names no Service of this environment")
 
 
-def check_references(objects: list[Object], add: Any) -> None:
-    by_ns: dict[tuple[str, str, str], Object] = {}
-    for obj in objects:
-        meta = obj.get("metadata") or {}
-        by_ns[(obj.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))] = obj
+class _Index:
+    """The rendered objects by (kind, namespace, name), and the keys their data holds."""
 
-    def secret_keys(ns: str, name: str) -> set[str] | None:
-        secret = by_ns.get(("Secret", ns, name))
+    def __init__(self, objects: list[Object]) -> None:
+        self.objects = {
+            (
+                o.get("kind", ""),
+                (o.get("metadata") or {}).get("namespace", ""),
+                (o.get("metadata") or {}).get("name", ""),
+            ): o
+            for o in objects
+        }
+
+    def keys(self, kind: str, ns: str, name: str) -> set[str] | None:
+        """The keys of a Secret (or SealedSecret) or ConfigMap; None when it does not exist."""
+        if kind == "ConfigMap":
+            cm = self.objects.get(("ConfigMap", ns, name))
+            return None if cm is None else set((cm.get("data") or {}).keys())
+        secret = self.objects.get(("Secret", ns, name))
         if secret is not None:
             return set((secret.get("data") or {}).keys()) | set((secret.get("stringData") or {}).keys())
-        sealed = by_ns.get(("SealedSecret", ns, name))
-        if sealed is not None:
-            return set(((sealed.get("spec") or {}).get("encryptedData") or {}).keys())
-        return None
+        sealed = self.objects.get(("SealedSecret", ns, name))
+        return None if sealed is None else set(((sealed.get("spec") or {}).get("encryptedData") or {}).keys())
 
-    def configmap_keys(ns: str, name: str) -> set[str] | None:
-        cm = by_ns.get(("ConfigMap", ns, name))
-        return None if cm is None else set((cm.get("data") or {}).keys())
 
+def check_references(objects: list[Object], add: Any) -> None:
+    """Every Secret, ConfigMap, Service and port that one object names exists as named."""
+    index = _Index(objects)
     for obj in objects:
-        if obj.get("kind") not in WORKLOADS:
-            continue
-        ns = (obj.get("metadata") or {}).get("namespace", "")
-        pod = pod_spec(obj)
-        for container in containers(obj):
-            where = f"{name_of(obj)} container {container.get('name')}"
-            refs = []
-            for item in container.get("env") or []:
-                value_from = item.get("valueFrom") or {}
-                if "secretKeyRef" in value_from:
-                    refs.append(("Secret", value_from["secretKeyRef"], secret_keys))
-                if "configMapKeyRef" in value_from:
-                    refs.append(("ConfigMap", value_from["configMapKeyRef"], configmap_keys))
-            for kind, ref, lookup in refs:
-                keys = lookup(ns, ref.get("name", ""))
-                if keys is None:
-                    if not ref.get("optional"):
-                        add("references", where, f"{kind} {ref.get('name')} does not exist in {ns}")
-                elif ref.get("key") not in keys:
-                    add("references", where, f"{kind} {ref.get('name')} has no key {ref.get('key')}")
-            for source in container.get("envFrom") or []:
-                for kind, key, lookup in (
-                    ("Secret", "secretRef", secret_keys),
-                    ("ConfigMap", "configMapRef", configmap_keys),
-                ):
-                    if key in source and lookup(ns, source[key].get("name", "")) is None:
-                        add("references", where, f"{kind} {source[key].get('name')} does not exist in {ns}")
-        for volume in pod.get("volumes") or []:
-            if "secret" in volume and secret_keys(ns, volume["secret"].get("secretName", "")) is None:
-                add(
-                    "references",
-                    name_of(obj),
-                    f"volume Secret {volume['secret'].get('secretName')} does not exist",
-                )
-            if "configMap" in volume and configmap_keys(ns, volume["configMap"].get("name", "")) is None:
-                add(
-                    "references",
-                    name_of(obj),
-                    f"volume ConfigMap {volume['configMap'].get('name')} does not exist",
-                )
-
+        if obj.get("kind") in WORKLOADS:
+            _check_workload_references(obj, index, add)
     for svc in (o for o in objects if o.get("kind") == "Service"):
         _check_service(svc, objects, add)
     for ingress in (o for o in objects if o.get("kind") == "Ingress"):
-        ns = (ingress.get("metadata") or {}).get("namespace", "")
-        for rule in (ingress.get("spec") or {}).get("rules") or []:
-            for path in ((rule.get("http") or {}).get("paths")) or []:
-                backend = (path.get("backend") or {}).get("service") or {}
-                target = by_ns.get(("Service", ns, backend.get("name", "")))
-                if target is None:
-                    add(
-                        "references",
-                        name_of(ingress),
-                        f"backend Service {backend.get('name')} is not in {ns}",
-                    )
+        _check_ingress(ingress, index, add)
+
+
+def _check_workload_references(obj: Object, index: _Index, add: Any) -> None:
+    ns = (obj.get("metadata") or {}).get("namespace", "")
+    for container in containers(obj):
+        where = f"{name_of(obj)} container {container.get('name')}"
+        for item in container.get("env") or []:
+            value_from = item.get("valueFrom") or {}
+            for kind, key in (("Secret", "secretKeyRef"), ("ConfigMap", "configMapKeyRef")):
+                ref = value_from.get(key)
+                if ref is None:
                     continue
-                port = backend.get("port") or {}
-                ports = (target.get("spec") or {}).get("ports") or []
-                if not any(
-                    p.get("name") == port.get("name")
-                    if "name" in port
-                    else p.get("port") == port.get("number")
-                    for p in ports
-                ):
-                    add("references", name_of(ingress), f"Service {backend.get('name')} has no port {port}")
+                keys = index.keys(kind, ns, ref.get("name", ""))
+                if keys is None and not ref.get("optional"):
+                    add("references", where, f"{kind} {ref.get('name')} does not exist in {ns}")
+                elif keys is not None and ref.get("key") not in keys:
+                    add("references", where, f"{kind} {ref.get('name')} has no key {ref.get('key')}")
+        for source in container.get("envFrom") or []:
+            for kind, key in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                if key in source and index.keys(kind, ns, source[key].get("name", "")) is None:
+                    add("references", where, f"{kind} {source[key].get('name')} does not exist in {ns}")
+    for volume in pod_spec(obj).get("volumes") or []:
+        for kind, key, field in (("Secret", "secret", "secretName"), ("ConfigMap", "configMap", "name")):
+            if key in volume and index.keys(kind, ns, volume[key].get(field, "")) is None:
+                add("references", name_of(obj), f"volume {kind} {volume[key].get(field)} does not exist")
+
+
+def _check_ingress(ingress: Object, index: _Index, add: Any) -> None:
+    ns = (ingress.get("metadata") or {}).get("namespace", "")
+    for rule in (ingress.get("spec") or {}).get("rules") or []:
+        for path in ((rule.get("http") or {}).get("paths")) or []:
+            backend = (path.get("backend") or {}).get("service") or {}
+            target = index.objects.get(("Service", ns, backend.get("name", "")))
+            if target is None:
+                add("references", name_of(ingress), f"backend Service {backend.get('name')} is not in {ns}")
+                continue
+            port = backend.get("port") or {}
+            ports = (target.get("spec") or {}).get("ports") or []
+            if not any(
+                p.get("name") == port.get("name") if "name" in port else p.get("port") == port.get("number")
+                for p in ports
+            ):
+                add("references", name_of(ingress), f"Service {backend.get('name')} has no port {port}")
 
 
 def _check_service(svc: Object, objects: list[Object], add: Any) -> None:
