@@ -7,6 +7,7 @@ exactly as they do on the command line.
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,10 @@ from typing import TYPE_CHECKING
 from .errors import GitError, PushRejected, RefusedError
 
 if TYPE_CHECKING:
-    from git import Repo
+    from git import Commit, Repo
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+_SIMPLE_REF = re.compile(r"HEAD|[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 
 @dataclass(frozen=True)
@@ -64,31 +68,52 @@ class GitRepo:
 
     # -- reading -------------------------------------------------------------------------------
 
+    # Reads go through GitPython's object database: one persistent `git cat-file --batch` process
+    # answers every object lookup of a command, instead of a git process per read.
+
     def head(self) -> str:
         try:
-            return self._run("rev-parse", "--verify", "-q", "HEAD")
-        except GitError:
+            return self._repo.head.commit.hexsha
+        except ValueError:
             raise RefusedError(f"{self.root} has no commits yet") from None
 
     def rev(self, rev: str) -> str:
-        return self._run("rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        """The commit ``rev`` names (any revision git understands); GitError naming it otherwise."""
+        try:
+            return self._run("rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        except GitError:
+            raise GitError(f"{rev!r} names no commit here") from None
 
     def tree(self, rev: str) -> str:
-        return self._run("rev-parse", f"{rev}^{{tree}}")
+        return self._commit(rev).tree.hexsha
 
     def branch(self) -> str | None:
         """The checked-out branch, or None on a detached HEAD."""
         try:
-            return self._run("symbolic-ref", "--short", "-q", "HEAD") or None
-        except GitError:
+            return self._repo.active_branch.name
+        except (TypeError, ValueError):
             return None
 
     def show(self, rev: str, path: str) -> str | None:
         """The content of ``path`` at ``rev``, or None when it does not exist there."""
         try:
-            return self._run("show", f"{rev}:{path}", strip=False)
-        except GitError:
+            blob = self._commit(rev).tree / path
+        except KeyError:
             return None
+        return bytes(blob.data_stream.read()).decode("utf-8")
+
+    def _commit(self, rev: str) -> Commit:
+        """A commit object; a full hex id is looked up directly, anything else is resolved by git."""
+        from git import BadName, Commit
+
+        try:
+            if _FULL_SHA.fullmatch(rev):
+                return self._repo.commit(rev)
+            # Branch, tag and HEAD names resolve in Python (refs are files); git settles the rest.
+            obj = self._repo.rev_parse(rev) if _SIMPLE_REF.fullmatch(rev) else None
+            return obj if isinstance(obj, Commit) else self._repo.commit(self.rev(rev))
+        except (BadName, ValueError):
+            raise GitError(f"{rev!r} names no commit here") from None
 
     def staged(self) -> list[str]:
         return (
@@ -173,7 +198,7 @@ class GitRepo:
 
     def has_commit(self, sha: str) -> bool:
         try:
-            self._run("cat-file", "-e", f"{sha}^{{commit}}")
+            self._commit(sha)
         except GitError:
             return False
         return True
