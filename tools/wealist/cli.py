@@ -73,8 +73,10 @@ def _run(command: click.Command, prog_name: str) -> None:
 
 
 def main() -> None:
+    """The ``wealist`` command."""
     _run(cli, "wealist")
 
 
 def promote_main() -> None:
+    """The ``wealist-promote`` command (= ``wealist promote``)."""
     _run(promote_cmd, "wealist-promote")

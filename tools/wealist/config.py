@@ -17,6 +17,8 @@ DELIVERIES = ("direct", "pull-request")
 
 @dataclass(frozen=True)
 class Environment:
+    """One environment of promotion.yaml, in promotion order."""
+
     name: str
     delivery: str
     deploy_branch: str | None = None  # the branch its Argo CD Applications follow, if not main
@@ -44,6 +46,8 @@ class Environment:
 
 @dataclass(frozen=True)
 class Component:
+    """A promotable app image: its name in the base manifests and the overlays' ``images:``."""
+
     name: str
     image: str
 
@@ -64,12 +68,16 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Forge:
+    """Where pull requests are opened (GitHub's REST API)."""
+
     type: str
     repository: str  # owner/name
 
 
 @dataclass(frozen=True)
 class Config:
+    """promotion.yaml, parsed and checked."""
+
     environments: tuple[Environment, ...]
     components: tuple[Component, ...]
     forge: Forge | None
@@ -186,6 +194,7 @@ def _cluster(raw: dict[str, Any], envs: list[Environment], source: str) -> Clust
 
 
 def load_config(root: Path) -> Config:
+    """promotion.yaml of the repository at ``root``; ConfigError when missing or malformed."""
     path = root / CONFIG_FILE
     try:
         text = path.read_text(encoding="utf-8")

@@ -272,6 +272,8 @@ def _free_branch(repo: GitRepo, remote: str, wanted: str, tree: str) -> tuple[st
 
 
 def pull_request_body(plan: Plan, diff: str) -> str:
+    """The pull request's text: the change table, the reason, what was forced, the rendered diff
+    (cut at a line boundary to fit GitHub's limit)."""
     rows = "\n".join(
         f"| {c.component} | {c.old or '(unset)'} | **{c.new}** | `{c.reference(c.new)}` "
         f"| {c.evidence or '—'} |"

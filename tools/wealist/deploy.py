@@ -24,6 +24,8 @@ SHARED_INPUTS = tuple(p for p in RENDER_INPUTS if p != "overlays")
 
 @dataclass(frozen=True)
 class DeployDecision:
+    """What deploy-approved decided, and why."""
+
     env: str
     branch: str
     commit: str

@@ -24,12 +24,16 @@ BODY_LIMIT = 65_536  # GitHub rejects longer pull-request bodies (422)
 
 @dataclass(frozen=True)
 class PullRequest:
+    """An opened or updated pull request."""
+
     number: int
     url: str
     created: bool  # False: an open pull request for the branch was updated
 
 
 class GitHub:
+    """The few GitHub REST calls the tool makes, with the token from GITHUB_TOKEN."""
+
     def __init__(self, repository: str, token: str, api_url: str | None = None) -> None:
         self.owner, self.name = repository.split("/", 1)
         self._token = token
@@ -167,5 +171,6 @@ def fit_lines(text: str, room: int) -> tuple[str, int, int]:
 
 
 def compare_url(repository: str, base: str, head: str) -> str:
+    """The web page that opens a pull request from ``head`` into ``base``."""
     server = (os.environ.get(SERVER_ENV) or DEFAULT_SERVER).rstrip("/")
     return f"{server}/{repository}/compare/{urllib.parse.quote(base)}...{urllib.parse.quote(head)}?expand=1"

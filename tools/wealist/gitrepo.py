@@ -24,6 +24,8 @@ _SIMPLE_REF = re.compile(r"HEAD|[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 @dataclass(frozen=True)
 class LogEntry:
+    """One commit as ``git log`` describes it, trailers parsed."""
+
     sha: str
     author: str
     date: str  # ISO 8601, author date
@@ -32,6 +34,8 @@ class LogEntry:
 
 
 class GitRepo:
+    """The repository the tool works on; every git operation is a method here."""
+
     def __init__(self, path: Path) -> None:
         from git import InvalidGitRepositoryError, NoSuchPathError, Repo
 

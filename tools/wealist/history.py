@@ -20,6 +20,8 @@ ROLLBACK_TRAILER = "Wealist-Rollback-Of"
 
 @dataclass(frozen=True)
 class Promotion:
+    """A promotion commit, read back from its trailers."""
+
     sha: str
     author: str
     date: str
@@ -71,6 +73,7 @@ class TrailerSet:
 
 
 def parse_promotion(entry: LogEntry) -> Promotion | None:
+    """The promotion a commit records in its trailers, or None."""
     env = None
     images: dict[str, ImageRef] = {}
     previous: dict[str, ImageRef | None] = {}
@@ -161,6 +164,7 @@ def audit_log(
 
 
 def overlay_images(repo: GitRepo, env: Environment, rev: str = "HEAD") -> dict[str, ImageEntry]:
+    """The ``images:`` entries of ``env``'s overlay at ``rev``."""
     text = repo.show(rev, str(env.kustomization))
     if text is None:
         from .errors import ConfigError
@@ -171,6 +175,8 @@ def overlay_images(repo: GitRepo, env: Environment, rev: str = "HEAD") -> dict[s
 
 @dataclass(frozen=True)
 class Status:
+    """What every environment runs (from git), and which lags which."""
+
     environments: tuple[str, ...]
     components: tuple[str, ...]
     running: dict[str, dict[str, ImageRef | None]]  # env -> component -> ref
@@ -187,6 +193,7 @@ class Status:
 
 
 def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
+    """Every environment's images at ``rev``, and the lags between neighbours."""
     running: dict[str, dict[str, ImageRef | None]] = {}
     for env in cfg.environments:
         entries = overlay_images(repo, env, rev)

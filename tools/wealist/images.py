@@ -14,6 +14,8 @@ DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 @dataclass(frozen=True, order=True)
 class ImageRef:
+    """A tag, optionally pinned to a digest."""
+
     tag: str
     digest: str | None = None
 

@@ -20,6 +20,8 @@ from .yamlerrors import describe_yaml_error
 
 @dataclass(frozen=True)
 class ImageEntry:
+    """One ``images:`` entry of an overlay."""
+
     name: str
     new_name: str | None
     ref: ImageRef | None  # None when the entry sets no newTag

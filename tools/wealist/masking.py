@@ -10,6 +10,7 @@ TOKEN_ENV = "GITHUB_TOKEN"
 
 
 def mask(text: str) -> str:
+    """``text`` with credentials in URLs and the forge token's value replaced by ``***``."""
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
     token = os.environ.get(TOKEN_ENV)
     if token and len(token) >= 4:

@@ -93,6 +93,8 @@ def resolve(
 
 @dataclass(frozen=True)
 class Change:
+    """One component's move: from the reference the overlay holds to the new one."""
+
     component: str
     image: str  # the image name the overlay's entry matches
     rendered_name: str
@@ -106,6 +108,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
+    """Everything a promotion will commit, decided before anything is written."""
+
     env: Environment
     delivery: str
     head: str

@@ -102,6 +102,8 @@ class RehearsalError(Exception):
 
 @dataclass
 class Step:
+    """One rehearsed step and its outcome."""
+
     name: str
     ok: bool
     detail: str
@@ -110,6 +112,8 @@ class Step:
 
 @dataclass
 class Report:
+    """A rehearsal's steps and what it could not run here."""
+
     env: str
     steps: list[Step] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -229,6 +233,7 @@ class Objects:
 
 
 def pod_spec(obj: Object) -> dict[str, Any]:
+    """The pod spec of a workload (Pod, template, or CronJob's job template)."""
     spec = obj.get("spec") or {}
     if obj.get("kind") == "Pod":
         return spec
@@ -238,6 +243,7 @@ def pod_spec(obj: Object) -> dict[str, Any]:
 
 
 def pod_labels(obj: Object) -> dict[str, str]:
+    """The labels a workload's pods get."""
     spec = obj.get("spec") or {}
     if obj.get("kind") == "Pod":
         return (obj.get("metadata") or {}).get("labels") or {}
@@ -247,6 +253,7 @@ def pod_labels(obj: Object) -> dict[str, str]:
 
 
 def is_postgres_image(image: str) -> bool:
+    """Whether ``image`` is the official postgres image (by any of its names)."""
     return POSTGRES_IMAGE.fullmatch(image) is not None
 
 

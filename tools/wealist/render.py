@@ -24,6 +24,8 @@ Object = dict[str, Any]
 
 @dataclass(frozen=True)
 class Renderer:
+    """The kustomize (or kubectl kustomize) command line that renders a directory."""
+
     argv: tuple[str, ...]
 
     def build(self, path: Path) -> str:
@@ -60,6 +62,7 @@ class Renderer:
 
 
 def find_renderer() -> Renderer:
+    """WEALIST_KUSTOMIZE, else kustomize, else kubectl kustomize; RenderError if none."""
     configured = os.environ.get(RENDERER_ENV)
     if configured:
         binary = shutil.which(configured)

@@ -33,6 +33,8 @@ SCOPE_ANNOTATIONS = {
 
 @dataclass(frozen=True)
 class SealRequest:
+    """What to seal: the Secret's namespace and name, its values, the scope."""
+
     namespace: str
     name: str
     data: dict[str, bytes]  # never printed
@@ -40,6 +42,7 @@ class SealRequest:
 
 
 def scope_label(namespace: str, name: str, scope: str) -> bytes:
+    """The OAEP label that binds a value to where it may be decrypted."""
     if scope == "strict":
         return f"{namespace}/{name}".encode()
     if scope == "namespace-wide":
@@ -50,6 +53,7 @@ def scope_label(namespace: str, name: str, scope: str) -> bytes:
 
 
 def load_public_key(cert_path: Path) -> Any:
+    """The RSA public key of a controller's certificate."""
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -80,6 +84,7 @@ def fingerprint(public_key: Any) -> str:
 
 
 def encrypt(public_key: Any, plaintext: bytes, label: bytes) -> bytes:
+    """One value in the controller's wire format (see the module docstring)."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -160,6 +165,7 @@ def parse_pairs(literals: tuple[str, ...], files: tuple[str, ...]) -> dict[str, 
 
 
 def to_yaml(obj: dict[str, Any], header: str | None = None) -> str:
+    """The SealedSecret as YAML, one ciphertext per line."""
     import io
 
     from ruamel.yaml import YAML

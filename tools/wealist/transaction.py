@@ -87,12 +87,14 @@ def scratch_dir(repo: GitRepo) -> Path:
 
 
 def begin(repo: GitRepo, head: str, path: str, original: str) -> None:
+    """Record, before the work tree changes, what to restore if the run dies."""
     repo.state_dir().mkdir(exist_ok=True)
     text = json.dumps(asdict(Journal(head, path, original, time.time())))
     write_if_changed(_journal_path(repo), text)
 
 
 def finish(repo: GitRepo) -> None:
+    """The commit is complete: nothing to heal."""
     _journal_path(repo).unlink(missing_ok=True)
 
 

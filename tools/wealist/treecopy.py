@@ -17,6 +17,8 @@ from .gitrepo import GitRepo
 
 
 class TreeCopy:
+    """The scratch copy of a commit's tree that promotions render."""
+
     def __init__(self, repo: GitRepo) -> None:
         self._repo = repo
         self.root = repo.state_dir() / "render"

@@ -24,6 +24,8 @@ CACHE_ENTRIES = 16
 
 @dataclass(frozen=True)
 class RenderCheck:
+    """The proof: the rendered diff, and the promoted render (cached for the next promotion)."""
+
     renderer: Renderer
     diff: str  # unified diff of the rendered manifests
     after: str  # the promoted environment, rendered

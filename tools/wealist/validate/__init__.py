@@ -114,6 +114,8 @@ def validate(root: Path, crds: Path | None = None) -> Report:
 def check_environment(
     cfg: Config, env: Environment, objects: list[Object], report: Report, label: str | None = None
 ) -> None:
+    """Every invariant of one rendered environment."""
+
     def add(check: str, subject: str, message: str) -> None:
         report.add(check, subject, message, label or env.name)
 

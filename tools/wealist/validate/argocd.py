@@ -16,6 +16,7 @@ from .schemas import load_crd_schemas
 def check_argocd(
     root: Path, cfg: Config, crds: Path | None, report: Report, kinds: dict[str, set[tuple[str, str]]]
 ) -> None:
+    """The documents under argocd/: against the CRD schemas (when given), then their meaning."""
     from ruamel.yaml import YAML
 
     documents: list[tuple[str, Object]] = []

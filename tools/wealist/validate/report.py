@@ -8,6 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem: which check, which object, what is wrong, in which environment."""
+
     check: str
     subject: str
     message: str
@@ -20,6 +22,8 @@ class Finding:
 
 @dataclass
 class Report:
+    """Every finding of a run, the objects checked, what was skipped."""
+
     findings: list[Finding] = field(default_factory=list)
     objects: dict[str, int] = field(default_factory=dict)  # env -> rendered objects checked
     argocd_documents: int = 0

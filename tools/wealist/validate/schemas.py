@@ -14,6 +14,7 @@ from .objects import name_of
 
 
 def check_schemas(objects: list[Object], add: Any) -> None:
+    """Every built-in object against Kubernetes' strict schema; SealedSecrets by shape."""
     for obj in objects:
         if obj.get("kind") == "SealedSecret":
             _check_sealed_secret_shape(obj, add)

@@ -14,6 +14,7 @@ from .objects import env_value, find_object, name_of, pod_labels, pod_spec, reso
 
 
 def check_namespaces(env: Environment, objects: list[Object], add: Any) -> None:
+    """Exactly the environment's namespaces, restricted and never pruned, each object in its own."""
     expected = env.all_namespaces
     namespaces: dict[str, Object] = {
         str((o.get("metadata") or {}).get("name")): o for o in objects if o.get("kind") == "Namespace"
@@ -177,6 +178,7 @@ def check_board_api(env: Environment, objects: list[Object], add: Any) -> None:
 
 
 def check_frontend(env: Environment, objects: list[Object], add: Any) -> None:
+    """The front end: its Service, and no privileged port."""
     found = _workload(objects, "Deployment", "frontend", env, add)
     if found is None:
         return
@@ -376,6 +378,7 @@ def _check_service(svc: Object, objects: list[Object], add: Any) -> None:
 
 
 def check_scaling(env: Environment, cfg: Config, objects: list[Object], add: Any) -> None:
+    """Replicas per environment; in an autoscaled one, an HPA (min 2) and a PDB per app."""
     for component in STATELESS:
         ns = env.namespace(component)
         deploy = find_object(objects, "Deployment", component, ns)
@@ -418,6 +421,7 @@ def check_scaling(env: Environment, cfg: Config, objects: list[Object], add: Any
 
 
 def check_secrets(env: Environment, objects: list[Object], add: Any) -> None:
+    """No plaintext Secret in prod; dev's passwords visibly dev-only."""
     import base64
 
     for obj in objects:
