@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -53,11 +52,6 @@ def test_bootstrap_script_parses_and_applies_the_root_app() -> None:
     labels = secret["metadata"]["labels"]
     assert (labels["wealist.io/environment"], labels["wealist.io/flavour"]) == ("dev", "k3d")
     assert "wealist seal" not in text and "overlays/prod" not in text
-
-
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
-def test_bootstrap_script_passes_shellcheck() -> None:
-    subprocess.run(["shellcheck", str(BOOTSTRAP)], check=True)
 
 
 def test_root_app_points_at_the_apps_directory() -> None:

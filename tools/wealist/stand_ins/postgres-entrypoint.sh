@@ -49,6 +49,7 @@ SQL
     case "$f" in
       *.sh)
         # Executable scripts are run, others are sourced (the image does the same).
+        # shellcheck source=/dev/null
         if [ -x "$f" ]; then echo "running $f"; "$f"; else echo "sourcing $f"; . "$f"; fi ;;
       *.sql)
         echo "running $f"
