@@ -34,19 +34,66 @@ def hermetic_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     )
     saved = dict(os.environ)
     for key in list(os.environ):
-        if key.startswith(("GIT_", "GITHUB_")) or key in ("NO_COLOR", "WEALIST_KUSTOMIZE", "WEALIST_CRDS"):
+        if key.startswith(("GIT_", "GITHUB_", "WEALIST_")) or key in ("NO_COLOR", "XDG_CACHE_HOME"):
             del os.environ[key]
+    mirror = SchemaMirror()
     os.environ.update(
         {
             "HOME": str(home),
             "GIT_CONFIG_GLOBAL": str(config),
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_TERMINAL_PROMPT": "0",
+            # validate's pinned schemas come from a local mirror (the copies beside the repository),
+            # never from the network, into a cache of this session's own.
+            "WEALIST_SCHEMA_MIRROR": mirror.url,
+            "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")),
         }
     )
     yield
+    mirror.close()
     os.environ.clear()
     os.environ.update(saved)
+
+
+class SchemaMirror:
+    """A local stand-in for raw.githubusercontent.com that serves the pinned schema files from the
+    copies in ../shared/schemas (404 when they are absent). ``changed`` serves altered bytes for a
+    name; ``hits`` counts what was fetched."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        from wealist.validate.pinned import UPSTREAM, pinned
+
+        self.files = {entry.url.removeprefix(UPSTREAM): SCHEMAS / entry.name for entry in pinned()}
+        self.changed: set[str] = set()
+        self.hits: list[str] = []
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                mirror.hits.append(self.path)
+                path = mirror.files.get(self.path)
+                if path is None or not path.is_file():
+                    self.send_error(404)
+                    return
+                data = path.read_bytes() + (b"\n# changed upstream\n" if path.name in mirror.changed else b"")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:

@@ -17,18 +17,21 @@ from ..output import color
     "--crds",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     envvar="WEALIST_CRDS",
-    help="Directory of Argo CD CRDs (kubectl get crd applications.argoproj.io ... -o yaml) to check argocd/ "
-    "against. Also WEALIST_CRDS.",
+    help="Check argocd/ against the CRDs in this directory (kubectl get crd applications.argoproj.io ... "
+    "-o yaml) instead of the pinned ones validate fetches and caches. Also WEALIST_CRDS.",
+)
+@click.option(
+    "--strict", is_flag=True, help="A check skipped for lack of schemas (offline, no cache) is a failure."
 )
 @format_option
-def validate_cmd(repo: Path, crds: Path | None, fmt: str) -> None:
+def validate_cmd(repo: Path, crds: Path | None, strict: bool, fmt: str) -> None:
     """Render every environment as each cluster of the fleet gets it and check every invariant
     the README lists (schemas, namespaces, workloads, network, waves, secrets, Argo CD); exit 1 on
     any finding."""
     from ..errors import ValidationFailed
     from ..validate import validate
 
-    report = validate(repo, crds)
+    report = validate(repo, crds, strict)
     if fmt == "json":
         click.echo(json.dumps(report.as_json(), indent=2))
     else:

@@ -15,13 +15,13 @@ from ..config import Config, Environment, load_config
 from ..errors import RenderError
 from ..render import Object, find_renderer, parse_objects
 from .argocd import check_argocd
-from .facts import CRDS_ENV, WORKLOADS
+from .facts import CRDS_ENV, K3D_SCHEMA, WORKLOADS
 from .fleet import check_flavour, check_sealing
 from .network import check_network_policies
 from .objects import group_of
 from .report import Report
 from .schemas import check_schemas, load_crd_schemas
-from .sources import check_image_tags_in_sources, check_promotion_config
+from .sources import check_image_tags_in_sources, check_local_cluster, check_promotion_config
 from .waves import check_data_kept, check_lagging_waves, check_sync_waves
 from .workloads import (
     check_board_api,
@@ -61,7 +61,7 @@ def targets(cfg: Config) -> list[Target]:
     return found
 
 
-def validate(root: Path, crds: Path | None = None) -> Report:
+def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Report:
     """Render every environment × flavour of the fleet and check every invariant; one report.
 
     Long because it owns the renders' temporary trees (one ExitStack) and runs every check on each."""
@@ -106,9 +106,28 @@ def validate(root: Path, crds: Path | None = None) -> Report:
     by_env = {t.env.name: rendered[t.label] for t in plan if t.label in rendered}
     check_sealing(repo_root, cfg, by_env, report)
     crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
+    fetched = _pinned_schemas(report, skip="argocd/" if crd_dir else None)
+    crd_files = [fetched[n] for n in sorted(fetched) if n.startswith("argocd/")] or None
+    check_local_cluster(repo_root, fetched.get(K3D_SCHEMA), report)
     kinds = {env: {(group_of(o), str(o.get("kind"))) for o in objects} for env, objects in by_env.items()}
-    check_argocd(repo_root, cfg, crd_dir, report, kinds)
+    check_argocd(repo_root, cfg, crd_dir or crd_files, report, kinds)
+    if strict:
+        for skipped in report.skipped:
+            report.add("strict", "validate", f"skipped: {skipped}")
     return report
+
+
+def _pinned_schemas(report: Report, skip: str | None) -> dict[str, Path]:
+    """Argo CD's CRDs and k3d's schema at their pinned commits: from the cache, else fetched. A file
+    that no longer hashes to its recorded sum is a finding; one that cannot be had, a skip."""
+    from .pinned import fetch_all
+
+    schemas = fetch_all(skip)
+    for changed in schemas.changed:
+        report.add("schemas", "validate/schemas.sha256", changed)
+    for missing in schemas.offline:
+        report.skipped.append(f"schema check skipped (offline): {missing}")
+    return schemas.files
 
 
 def check_environment(

@@ -8,15 +8,19 @@ from typing import Any
 
 from ..config import Config, Environment
 from ..render import Object
-from .facts import CRDS_ENV, ENV_LABEL, FLAVOUR_LABEL, STATELESS
+from .facts import ENV_LABEL, FLAVOUR_LABEL, STATELESS
 from .report import Report
 from .schemas import load_crd_schemas
 
 
 def check_argocd(
-    root: Path, cfg: Config, crds: Path | None, report: Report, kinds: dict[str, set[tuple[str, str]]]
+    root: Path,
+    cfg: Config,
+    crds: Path | list[Path] | None,
+    report: Report,
+    kinds: dict[str, set[tuple[str, str]]],
 ) -> None:
-    """The documents under argocd/: against the CRD schemas (when given), then their meaning."""
+    """The documents under argocd/: against the CRD schemas (when there are any), then their meaning."""
     from ruamel.yaml import YAML
 
     documents: list[tuple[str, Object]] = []
@@ -25,14 +29,12 @@ def check_argocd(
             if doc and doc.get("apiVersion", "").startswith("argoproj.io/"):
                 documents.append((str(path.relative_to(root)), doc))
     report.argocd_documents = len(documents)
-    if crds is None:
-        report.skipped.append(f"argocd schema: no CRD directory (--crds DIR or {CRDS_ENV})")
-    else:
+    if crds is not None:
         schemas = load_crd_schemas(crds)
         for source, doc in documents:
             schema = schemas.get(doc.get("kind", ""))
             if schema is None:
-                report.add("argocd", source, f"no CRD schema for {doc.get('kind')} in {crds}")
+                report.add("argocd", source, f"no CRD schema for {doc.get('kind')}")
                 continue
             import jsonschema
 

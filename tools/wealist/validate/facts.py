@@ -39,3 +39,5 @@ LOCAL_STORAGE = ("local-path",)  # k3d's provisioner: a node's disk, gone with t
 LOCAL_FLAVOURS = ("k3d",)
 
 DEV_ONLY = re.compile(r"dev|insecure|local|example", re.IGNORECASE)
+K3D_SCHEMA = "k3d/config-v1alpha5.schema.json"  # in validate/schemas.sha256
+K3D_CONFIG = "tools/local-cluster/k3d.yaml"

@@ -83,13 +83,15 @@ def _check_sealed_secret_shape(obj: Object, add: Any) -> None:
             )
 
 
-def load_crd_schemas(directory: Path) -> dict[str, dict[str, Any]]:
+def load_crd_schemas(source: Path | list[Path]) -> dict[str, dict[str, Any]]:
     """kind -> the CRD's openAPIV3Schema, made strict: undeclared keys are errors (a `selfHeel`
-    typo would pass Argo CD's own schema) unless the schema preserves unknown fields."""
+    typo would pass Argo CD's own schema) unless the schema preserves unknown fields. ``source``
+    is a directory of CRD files, or the files."""
     from ruamel.yaml import YAML
 
     schemas = {}
-    for path in sorted(directory.glob("*.y*ml")):
+    paths = sorted(source.glob("*.y*ml")) if isinstance(source, Path) else source
+    for path in paths:
         for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
@@ -99,7 +101,7 @@ def load_crd_schemas(directory: Path) -> dict[str, dict[str, Any]]:
     if not schemas:
         from ..errors import ConfigError
 
-        raise ConfigError(f"no CustomResourceDefinition in {directory}")
+        raise ConfigError(f"no CustomResourceDefinition in {source}")
     return schemas
 
 

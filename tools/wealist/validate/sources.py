@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import Config
+from .facts import K3D_CONFIG
 from .report import Report
 
 
@@ -77,3 +78,20 @@ def qualified(name: str) -> bool:
 def _yaml_files(root: Path) -> Iterable[Path]:
     for directory in ("base", "overlays", "argocd"):
         yield from sorted((root / directory).rglob("*.y*ml"))
+
+
+def check_local_cluster(root: Path, schema: Path | None, report: Report) -> None:
+    """The k3d config against k3d's own schema, which rejects unknown keys (a typo fails)."""
+    import json
+
+    import jsonschema
+    from ruamel.yaml import YAML
+
+    config_path = root / K3D_CONFIG
+    if schema is None or not config_path.is_file():
+        return
+    config = YAML(typ="safe").load(config_path.read_text(encoding="utf-8"))
+    validator = jsonschema.Draft7Validator(json.loads(schema.read_text(encoding="utf-8")))
+    for error in validator.iter_errors(config):
+        at = "/".join(str(p) for p in error.absolute_path)
+        report.add("local-cluster", K3D_CONFIG, f"{error.message} at /{at}")
