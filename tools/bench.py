@@ -175,7 +175,8 @@ def generate(where: Path, components: int, environments: int) -> Path:
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
             f"resources:\n{resources}images:\n{images}"
         )
-    config = "environments:\n" + "".join(f"  - name: {e}\n    delivery: direct\n" for e in envs)
+    config = "namespaces:\n" + "".join(f"  {n}: {n}\n" for n in names)
+    config += "environments:\n" + "".join(f"  - name: {e}\n    delivery: direct\n" for e in envs)
     config += "components:\n" + "".join(f"  {n}:\n    image: wealist/{n}\n" for n in names)
     (root / "promotion.yaml").write_text(config)
     return root

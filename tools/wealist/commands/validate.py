@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -29,20 +30,36 @@ def validate_cmd(repo: Path, crds: Path | None, strict: bool, fmt: str) -> None:
     the README lists (schemas, namespaces, workloads, network, waves, secrets, Argo CD); exit 1 on
     any finding."""
     from ..errors import ValidationFailed
-    from ..validate import validate
+    from ..render import find_renderer
+    from ..validatecache import enabled, find_root, key, load, store
 
-    report = validate(repo, crds, strict)
+    root = find_root(repo)
+    cache_key = key(root, crds, strict, find_renderer().argv) if root is not None and enabled() else None
+    data = load(root, cache_key) if root is not None and cache_key else None
+    if data is None:
+        from ..validate import validate
+
+        data = validate(repo, crds, strict).as_json()
+        if root is not None and cache_key:
+            store(root, cache_key, data)
     if fmt == "json":
-        click.echo(json.dumps(report.as_json(), indent=2))
+        click.echo(json.dumps(data, indent=2))
     else:
-        for env, count in report.objects.items():
-            click.echo(f"{env}: {count} objects rendered and checked")
-        click.echo(f"argocd: {report.argocd_documents} documents checked")
-        for skipped in report.skipped:
-            click.echo(click.style(f"skipped: {skipped}", fg="yellow"), color=color())
-        for finding in report.findings:
-            click.echo(click.style(f"FAIL {finding}", fg="red"), color=color())
-        if report.ok:
-            click.echo(click.style("All checks passed.", fg="green"), color=color())
-    if not report.ok:
-        raise ValidationFailed(f"{len(report.findings)} problem(s) found")
+        _print_report(data)
+    if not data["ok"]:
+        raise ValidationFailed(f"{len(data['findings'])} problem(s) found")
+
+
+def _print_report(data: dict[str, Any]) -> None:
+    for env, count in data["objects"].items():
+        click.echo(f"{env}: {count} objects rendered and checked")
+    click.echo(f"argocd: {data['argocd_documents']} documents checked")
+    for skipped in data["skipped"]:
+        click.echo(click.style(f"skipped: {skipped}", fg="yellow"), color=color())
+    for f in data["findings"]:
+        where = f"[{f['env']}] " if f["env"] else ""
+        click.echo(
+            click.style(f"FAIL {where}{f['check']}: {f['subject']}: {f['message']}", fg="red"), color=color()
+        )
+    if data["ok"]:
+        click.echo(click.style("All checks passed.", fg="green"), color=color())

@@ -14,6 +14,8 @@ from pathlib import Path, PurePosixPath
 from ..config import Config, Environment, load_config
 from ..errors import RenderError
 from ..render import Object, find_renderer, parse_objects
+from ..validatecache import enabled as cache_enabled
+from ..validatecache import load_render, render_key, store_render
 from .argocd import check_argocd
 from .facts import CRDS_ENV, K3D_SCHEMA, WORKLOADS
 from .fleet import check_flavour, check_sealing
@@ -75,9 +77,18 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
     report = Report()
     renderer = find_renderer()
     plan = targets(cfg)
+    # Renders of unchanged inputs come from .git/wealist/validate/renders: only the environments
+    # whose inputs changed are rendered again.
+    keys = [
+        render_key(repo_root, str(t.env.overlay), t.flavour, renderer.argv) if cache_enabled() else None
+        for t in plan
+    ]
+    cached = [load_render(repo_root, k) if k else None for k in keys]
     with ExitStack() as stack:
         paths = []
-        for target in plan:
+        for target, hit in zip(plan, cached, strict=True):
+            if hit is not None:
+                continue
             component = PurePosixPath("components", "clusters", target.flavour) if target.flavour else None
             if component is not None and not (repo_root / component).is_dir():
                 report.add("clusters", str(component), "the fleet uses this flavour, but it does not exist")
@@ -88,7 +99,11 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
                 if component
                 else repo_root / target.env.overlay
             )
-        results = renderer.build_each(paths)
+        fresh = iter(renderer.build_each(paths))
+    results = [hit if hit is not None else next(fresh) for hit in cached]
+    for k, hit, result in zip(keys, cached, results, strict=True):
+        if k and hit is None and isinstance(result, str):
+            store_render(repo_root, k, result)
 
     rendered: dict[str, list[Object]] = {}
     for target, text in zip(plan, results, strict=True):
