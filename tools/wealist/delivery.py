@@ -18,7 +18,6 @@ from . import transaction
 from .config import Config, Environment
 from .errors import ForgeError, GitError, PushRejected, RefusedError
 from .files import write_if_changed
-from .forge import BODY_LIMIT, GitHub, compare_url, fit_lines
 from .gitrepo import GitRepo
 from .history import overlay_images
 from .images import ImageRef
@@ -199,6 +198,8 @@ def deliver_pull_request(
 
     Long because each step (commit, branch, push, forge call) has its own failure message that says what
     was already done."""
+    from .forge import GitHub, compare_url  # only pull-request delivery talks to the forge
+
     remote, base = target
     commit = _commit_in_worktree(repo, plan)
     branch, replaces = _free_branch(repo, remote, plan.branch_name(), repo.tree(commit))
@@ -274,6 +275,8 @@ def _free_branch(repo: GitRepo, remote: str, wanted: str, tree: str) -> tuple[st
 def pull_request_body(plan: Plan, diff: str) -> str:
     """The pull request's text: the change table, the reason, what was forced, the rendered diff
     (cut at a line boundary to fit GitHub's limit)."""
+    from .forge import BODY_LIMIT, fit_lines
+
     rows = "\n".join(
         f"| {c.component} | {c.old or '(unset)'} | **{c.new}** | `{c.reference(c.new)}` "
         f"| {c.evidence or '—'} |"

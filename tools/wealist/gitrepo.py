@@ -31,6 +31,7 @@ class LogEntry:
     date: str  # ISO 8601, author date
     subject: str
     trailers: tuple[tuple[str, str], ...]
+    paths: tuple[str, ...] = ()  # the files it changed, when asked for
 
 
 class GitRepo:
@@ -154,21 +155,25 @@ class GitRepo:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(dest, filter="data")
 
-    def log(self, *args: str) -> list[LogEntry]:
-        """Commits as LogEntry (``args`` select them, e.g. a grep or a range)."""
-        fmt = "%H%x1f%an%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1e"
-        out = self._run("log", f"--format={fmt}", *args, strip=False)
+    def log(self, *args: str, with_paths: bool = False) -> list[LogEntry]:
+        """Commits as LogEntry (``args`` select them, e.g. a grep or a range); ``with_paths`` also
+        lists the files each commit changed (of those ``args`` limit to)."""
+        # The separator comes first: with --name-only, git prints a commit's files after its record.
+        fmt = "%x1e%H%x1f%an%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1f"
+        extra = ["--name-only"] if with_paths else []
+        out = self._run("log", f"--format={fmt}", *extra, *args, strip=False)
         entries = []
-        for record in out.split("\x1e"):
-            fields = record.strip("\n").split("\x1f")
-            if len(fields) != 5:
+        for record in out.split("\x1e")[1:]:
+            fields = record.split("\x1f")
+            if len(fields) != 6:
                 continue
-            sha, author, date, subject, raw = fields
+            sha, author, date, subject, raw, names = fields
             trailers = tuple(
                 (key.strip(), value.strip())
                 for key, _, value in (line.partition(":") for line in raw.splitlines() if ":" in line)
             )
-            entries.append(LogEntry(sha, author, date, subject, trailers))
+            paths = tuple(line for line in names.splitlines() if line)
+            entries.append(LogEntry(sha, author, date, subject, trailers, paths))
         return entries
 
     def commits_touching(self, revision_range: str, paths: list[str]) -> list[str]:

@@ -146,21 +146,29 @@ class ManualChange:
 def audit_log(
     repo: GitRepo, cfg: Config, env: str | None = None, limit: int | None = None
 ) -> list[Promotion | ManualChange]:
-    """Every commit that changed an environment's kustomization.yaml, newest first."""
+    """Every commit that changed an environment's kustomization.yaml, newest first. With a limit,
+    history is read a page at a time: the newest entries never cost a walk of all of it."""
     envs = [cfg.env(env)] if env else list(cfg.environments)
-    touched = {e.name: set(repo.commits_touching("HEAD", [str(e.kustomization)])) for e in envs}
+    paths = {str(e.kustomization): e.name for e in envs}
+    page = max(limit or 0, 100)
     result: list[Promotion | ManualChange] = []
-    for entry in repo.log("HEAD", "--", *(str(e.kustomization) for e in envs)):
-        promotion = parse_promotion(entry)
-        if promotion is not None:
-            if env is None or promotion.env == env:
-                result.append(promotion)
-        else:
-            names = tuple(e.name for e in envs if entry.sha in touched[e.name])
-            result.append(ManualChange(entry.sha, entry.author, entry.date, entry.subject, names))
-        if limit is not None and len(result) >= limit:
-            break
-    return result
+    skip = 0
+    while True:
+        window = [f"--max-count={page}", f"--skip={skip}"] if limit else []
+        entries = repo.log(*window, "HEAD", "--", *paths, with_paths=True)
+        for entry in entries:
+            promotion = parse_promotion(entry)
+            if promotion is not None:
+                if env is None or promotion.env == env:
+                    result.append(promotion)
+            else:
+                names = tuple(paths[p] for p in entry.paths if p in paths)
+                result.append(ManualChange(entry.sha, entry.author, entry.date, entry.subject, names))
+            if limit is not None and len(result) >= limit:
+                return result
+        if not limit or len(entries) < page:
+            return result
+        skip += page
 
 
 def overlay_images(repo: GitRepo, env: Environment, rev: str = "HEAD") -> dict[str, ImageEntry]:
