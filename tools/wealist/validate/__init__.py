@@ -17,7 +17,7 @@ from ..render import Object, find_renderer, parse_objects
 from ..validatecache import enabled as cache_enabled
 from ..validatecache import load_render, render_key, store_render
 from .argocd import check_argocd
-from .facts import CRDS_ENV, K3D_SCHEMA, WORKLOADS
+from .facts import CRDS_ENV, K3D_CONFIG, K3D_SCHEMA, WORKLOADS
 from .fleet import check_flavour, check_sealing
 from .network import check_network_policies
 from .objects import group_of
@@ -121,7 +121,17 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
     by_env = {t.env.name: rendered[t.label] for t in plan if t.label in rendered}
     check_sealing(repo_root, cfg, by_env, report)
     crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
-    fetched = _pinned_schemas(report, skip="argocd/" if crd_dir else None)
+    # Only the schemas something here needs: none are fetched for a repository without argocd/
+    # documents or a k3d config.
+    wanted = tuple(
+        prefix
+        for prefix, needed in (
+            ("argocd/", crd_dir is None and any((repo_root / "argocd").rglob("*.yaml"))),
+            ("k3d/", (repo_root / K3D_CONFIG).is_file()),
+        )
+        if needed
+    )
+    fetched = _pinned_schemas(report, wanted)
     crd_files = [fetched[n] for n in sorted(fetched) if n.startswith("argocd/")] or None
     check_local_cluster(repo_root, fetched.get(K3D_SCHEMA), report)
     kinds = {env: {(group_of(o), str(o.get("kind"))) for o in objects} for env, objects in by_env.items()}
@@ -132,12 +142,12 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
     return report
 
 
-def _pinned_schemas(report: Report, skip: str | None) -> dict[str, Path]:
+def _pinned_schemas(report: Report, wanted: tuple[str, ...]) -> dict[str, Path]:
     """Argo CD's CRDs and k3d's schema at their pinned commits: from the cache, else fetched. A file
     that no longer hashes to its recorded sum is a finding; one that cannot be had, a skip."""
     from .pinned import fetch_all
 
-    schemas = fetch_all(skip)
+    schemas = fetch_all(wanted)
     for changed in schemas.changed:
         report.add("schemas", "validate/schemas.sha256", changed)
     for missing in schemas.offline:

@@ -57,14 +57,14 @@ def cache_dir() -> Path:
     return Path(base) / "wealist" / "schemas"
 
 
-def fetch_all(skip: str | None = None) -> Schemas:
-    """Every pinned schema (but those whose name starts with ``skip``), from the cache
+def fetch_all(wanted: tuple[str, ...]) -> Schemas:
+    """The pinned schemas whose names start with one of ``wanted``, from the cache
     (content-addressed: a file named by its sum) or fetched. After the first network failure the
     rest are not tried: offline is offline, and each try could wait out its timeout."""
     found = Schemas()
     unreachable = None
     for entry in pinned():
-        if skip and entry.name.startswith(skip):
+        if not entry.name.startswith(wanted):
             continue
         cached = cache_dir() / entry.sha256
         if cached.is_file() and _sha256(cached.read_bytes()) == entry.sha256:
