@@ -215,6 +215,8 @@ class FakeGitHub:
         self.fail: dict[str, int] = {}
         self.delay = 0.0
         self.routes: dict[tuple[str, str], tuple[int, object]] = {}  # exact answers, checked first
+        self.redirect: str | None = None  # where a 3xx answer points (Location)
+        self.raw: bytes | None = None  # an answer that is not JSON, for every request
         self.pulls: dict[str, dict] = {}
         self.comments: list[dict] = []
         fake = self
@@ -234,9 +236,11 @@ class FakeGitHub:
                 if fake.delay:
                     time.sleep(fake.delay)
                 status, payload = fake.answer(self.command, self.path, body)
-                data = json.dumps(payload).encode()
+                data = fake.raw if fake.raw is not None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
+                    if 300 <= status < 400 and fake.redirect:
+                        self.send_header("Location", fake.redirect + self.path)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()

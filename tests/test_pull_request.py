@@ -232,3 +232,70 @@ def test_long_diffs_are_truncated_to_githubs_body_limit() -> None:
     assert len(body) <= BODY_LIMIT
     assert "The diff is truncated" in body and "wealist diff --env prod" in body
     assert body.count("```") == 2
+
+
+# -- the token goes nowhere else --------------------------------------------------------------------
+
+
+def test_a_redirect_to_another_host_never_gets_the_token(
+    dev_released: World, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conftest import FakeGitHub as Server
+
+    elsewhere = Server()
+    try:
+        base = "/repos/wealist/wealist-gitops"
+        github.routes[("GET", f"{base}/pulls?head=wealist%3Apromote%2Fprod%2Fv1.1.0&state=open")] = (302, {})
+        github.redirect = elsewhere.url  # type: ignore[attr-defined]
+        before = Snapshot.take(dev_released.work)
+        proc = cli(dev_released, "--env", "prod", "--from", "dev")
+        assert proc.returncode == 1
+        assert (
+            "redirecting to http://127.0.0.1:" in proc.stderr
+            and "not following it with the token" in proc.stderr
+        )
+        assert all("Authorization" not in r.headers for r in elsewhere.requests)
+        assert_user_state_untouched(dev_released, before)
+    finally:
+        elsewhere.close()
+
+
+@pytest.mark.parametrize("token", [TOKEN + "\n", " " + TOKEN + "\r\n"])
+def test_a_token_with_surrounding_whitespace_is_trimmed(
+    dev_released: World, github: FakeGitHub, token: str
+) -> None:
+    proc = cli(dev_released, "--env", "prod", "--from", "dev", env={"GITHUB_TOKEN": token})
+    assert proc.returncode == 0, proc.stderr
+    assert github.requests[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_a_token_with_a_control_character_inside_is_refused_unshown(
+    dev_released: World, github: FakeGitHub
+) -> None:
+    bad = TOKEN[:10] + "\n" + TOKEN[10:]
+    proc = cli(dev_released, "--env", "prod", "--from", "dev", env={"GITHUB_TOKEN": bad})
+    assert proc.returncode == 1
+    assert "GITHUB_TOKEN contains whitespace or control characters" in proc.stderr
+    for part in (TOKEN[:10], TOKEN[10:], repr(bad)[1:-1]):
+        assert part not in proc.stdout + proc.stderr
+
+
+def test_an_answer_that_is_not_json_is_one_line(dev_released: World, github: FakeGitHub) -> None:
+    github.raw = b"<html>maintenance</html>"  # type: ignore[attr-defined]
+    proc = cli(dev_released, "--env", "prod", "--from", "dev")
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "Error: GitHub API GET /repos/wealist/wealist-gitops/pulls answered something that is not JSON"
+    )
+    assert "Branch promote/prod/v1.1.0 is pushed and kept" in last
+
+
+def test_result_lines_are_masked_too(dev_released: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compare URL built from a GITHUB_SERVER_URL that carries credentials is printed masked,
+    in text and in JSON."""
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+    server = {"GITHUB_SERVER_URL": "https://user:s3cret@github.example"}
+    text = cli(dev_released, "--env", "prod", "--from", "dev", env=server)
+    assert text.returncode == 0, text.stderr
+    assert "s3cret" not in text.stdout and "https://***@github.example/" in text.stdout

@@ -38,7 +38,14 @@ def mirror() -> object:
     server.close()
 
 
+def with_k3d_config(world: World) -> None:
+    target = world.work / "tools/local-cluster/k3d.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text((ROOT / "tools/local-cluster/k3d.yaml").read_text())
+
+
 def test_fetched_once_then_served_from_the_cache(world: World, empty_cache: Path, mirror: object) -> None:
+    with_k3d_config(world)  # then every pinned schema is needed
     report = validate(world.work)
     assert report.findings == [] and report.skipped == []
     assert sorted(p.name for p in empty_cache.iterdir()) == sorted(e.sha256 for e in pinned())
@@ -89,10 +96,20 @@ def test_offline_without_a_cache_is_a_skip_and_strict_fails(
     assert data["ok"] is False and {f["check"] for f in data["findings"]} == {"strict"}
 
 
+def test_only_the_schemas_something_needs_are_fetched(
+    world: World, empty_cache: Path, mirror: object
+) -> None:
+    validate(world.work)  # argocd/ but no k3d config here
+    assert sorted(mirror.hits) == sorted(  # type: ignore[attr-defined]
+        e.url.removeprefix("https://raw.githubusercontent.com")
+        for e in pinned()
+        if e.name.startswith("argocd/")
+    )
+
+
 def test_the_k3d_config_is_checked_against_k3ds_schema(world: World, empty_cache: Path) -> None:
+    with_k3d_config(world)
     target = world.work / "tools/local-cluster/k3d.yaml"
-    target.parent.mkdir(parents=True)
-    target.write_text((ROOT / "tools/local-cluster/k3d.yaml").read_text())
     git(world.work, "add", "-A")
     assert validate(world.work).findings == []
     target.write_text(target.read_text().replace("agents: 2", "agent: 2"))

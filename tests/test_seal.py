@@ -182,3 +182,12 @@ def test_committed_prod_secrets_are_sealed_for_the_committed_certificate() -> No
         assert doc["metadata"]["annotations"][SEALED_FOR] == fingerprint(cert.public_key())
     assert not any("PRIVATE KEY" in p.read_text(errors="ignore") for p in ROOT.rglob("*.pem"))
     assert os.environ.get("HOME")  # hermetic fixture active
+
+
+@pytest.mark.parametrize("argument", ["PW:s3cr3t-value", "s3cr3t-value", "bad key=s3cr3t-value"])
+def test_a_malformed_literal_is_never_echoed(argument: str) -> None:
+    """Without its "=", all of an argument may be the secret: the error names its position only."""
+    with pytest.raises(UsageError) as info:
+        parse_pairs(("GOOD=1", argument), ())
+    assert "s3cr3t" not in info.value.message
+    assert info.value.message.startswith("--from-literal #2 is not KEY=VALUE")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -72,11 +73,19 @@ def _run(command: click.Command, prog_name: str) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
+def _masked(run: Callable[[], None]) -> None:
+    """Run with stdout and stderr behind the mask (a result line may carry a URL with credentials)."""
+    from .masking import MaskingStream
+
+    sys.stdout, sys.stderr = MaskingStream(sys.stdout), MaskingStream(sys.stderr)
+    run()
+
+
 def main() -> None:
     """The ``wealist`` command."""
-    _run(cli, "wealist")
+    _masked(lambda: _run(cli, "wealist"))
 
 
 def promote_main() -> None:
     """The ``wealist-promote`` command (= ``wealist promote``)."""
-    _run(promote_cmd, "wealist-promote")
+    _masked(lambda: _run(promote_cmd, "wealist-promote"))

@@ -41,8 +41,15 @@ class GitHub:
 
     @classmethod
     def from_env(cls, repository: str) -> GitHub | None:
-        token = os.environ.get(TOKEN_ENV)
-        return cls(repository, token) if token else None
+        """The client with GITHUB_TOKEN (surrounding whitespace, as a file or heredoc leaves it,
+        is dropped); None without a token. A token with whitespace or control characters inside
+        is refused without showing it."""
+        token = (os.environ.get(TOKEN_ENV) or "").strip()
+        if not token:
+            return None
+        if any(ch.isspace() or not ch.isprintable() for ch in token):
+            raise ForgeError(f"{TOKEN_ENV} contains whitespace or control characters: check how it was set")
+        return cls(repository, token)
 
     def open_or_update(self, head: str, base: str, title: str, body: str, labels: list[str]) -> PullRequest:
         """Create the pull request, or update the open one for ``head``; labels are best effort."""
@@ -122,7 +129,7 @@ class GitHub:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+            with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             raise ForgeError(_explain(exc.code, exc.read(), method, path)) from None
@@ -132,7 +139,37 @@ class GitHub:
             if isinstance(exc.reason, TimeoutError):
                 raise ForgeError(f"{self.api_url} did not answer within {TIMEOUT_SECONDS:.0f}s") from None
             raise ForgeError(f"cannot reach {self.api_url}: {exc.reason}") from None
-        return json.loads(raw) if raw else None
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise ForgeError(
+                f"GitHub API {method} {path.split('?')[0]} answered something that is not JSON"
+            ) from None
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the API's own scheme, host and port: urllib would otherwise
+    carry the Authorization header (the token) to whatever host the answer names."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: Any,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (old.scheme, old.netloc) != (new.scheme, new.netloc):
+            raise ForgeError(
+                f"GitHub API answered {code} redirecting to {new.scheme}://{new.netloc}: not following "
+                "it with the token (check GITHUB_API_URL)"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects())
 
 
 def _explain(status: int, raw: bytes, method: str, path: str) -> str:

@@ -4,15 +4,43 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any, TextIO
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
 TOKEN_ENV = "GITHUB_TOKEN"
 
 
 def mask(text: str) -> str:
-    """``text`` with credentials in URLs and the forge token's value replaced by ``***``."""
+    """``text`` with credentials in URLs and the forge token replaced by ``***``, in every form
+    it may take in a message (as set, trimmed, or escaped the way Python quotes it)."""
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
-    token = os.environ.get(TOKEN_ENV)
-    if token and len(token) >= 4:
-        text = text.replace(token, "***")
+    for form in sorted(_token_forms(), key=len, reverse=True):
+        text = text.replace(form, "***")
     return text
+
+
+def _token_forms() -> set[str]:
+    token = os.environ.get(TOKEN_ENV) or ""
+    forms = {token, token.strip(), repr(token)[1:-1], repr(token.encode())[2:-1]}
+    return {f for f in forms if len(f) >= 4}
+
+
+class MaskingStream:
+    """A text stream that masks everything written through it: every output path of the command
+    line (results on stdout, progress and errors on stderr) goes through the mask."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str | bytes) -> int:
+        if isinstance(text, bytes):  # some writers hand bytes to a text stream (shell completion)
+            self._stream.write(mask(text.decode(self._stream.encoding or "utf-8", errors="replace")))
+        else:
+            self._stream.write(mask(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding, fileno, ...
+        if name == "buffer":
+            # No way around the mask: Click writes to a text stream's buffer when it has one.
+            raise AttributeError(name)
+        return getattr(self._stream, name)

@@ -148,10 +148,12 @@ def parse_pairs(literals: tuple[str, ...], files: tuple[str, ...]) -> dict[str, 
     """KEY=VALUE and KEY=PATH pairs; a duplicate or malformed key is a usage error."""
     data: dict[str, bytes] = {}
     for source, pairs in (("--from-literal", literals), ("--from-file", files)):
-        for pair in pairs:
+        for number, pair in enumerate(pairs, 1):
             key, sep, value = pair.partition("=")
+            # Never echo the argument: without its "=", all of it may be the value.
             if not sep or not key or not all(ch.isalnum() or ch in "-._" for ch in key):
-                raise UsageError(f"{source} takes KEY=VALUE with KEY of [A-Za-z0-9-._] (got key {key!r})")
+                shown = "not shown: it may be a value"
+                raise UsageError(f"{source} #{number} is not KEY=VALUE with KEY of [A-Za-z0-9-._] ({shown})")
             if key in data:
                 raise UsageError(f"key {key!r} given twice")
             if source == "--from-file":
