@@ -314,3 +314,44 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_testtoken0123456789")
     yield fake
     fake.close()
+
+
+def self_signed_certificate(common_name: str, key_size: int = 2048) -> tuple[object, bytes]:
+    """A key pair like a sealed-secrets controller's: the private key (kept by the test only) and
+    its self-signed certificate, PEM."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert.public_bytes(serialization.Encoding.PEM)
+
+
+def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, every render of this process is recorded (its directory) in the list returned."""
+    from wealist.render import Renderer
+
+    built: list[str] = []
+    real = Renderer.build
+
+    def counting(self: Renderer, path: Path) -> str:
+        built.append(str(path))
+        return real(self, path)
+
+    monkeypatch.setattr(Renderer, "build", counting)
+    return built

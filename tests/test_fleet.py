@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import ROOT, SCHEMAS, FakeGitHub, World, git
+from conftest import ROOT, SCHEMAS, FakeGitHub, World, git, self_signed_certificate
 from wealist.errors import RefusedError
 from wealist.validate import load_crd_schemas, validate
 
@@ -203,27 +203,8 @@ def _findings(world: World) -> list[str]:
 
 
 def test_prod_on_a_cluster_whose_key_did_not_seal_its_secrets(world: World, tmp_path: Path) -> None:
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "eks-prod")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (world.work / "clusters/eks-prod.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _, pem = self_signed_certificate("eks-prod")
+    (world.work / "clusters/eks-prod.pem").write_bytes(pem)
     findings = _findings(world)
     sealed = [f for f in findings if "it would not open there" in f]
     assert len(sealed) == 3 and all("but cluster eks-prod runs prod" in f for f in sealed), findings

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from conftest import Snapshot, World, git
+from conftest import Snapshot, World, count_renders, git
 from wealist.errors import ConfigError, RefusedError, RenderError, UsageError
 from wealist.images import ImageRef
 from wealist.plan import PromotionRequest
@@ -257,17 +255,9 @@ def test_the_cache_saves_the_render_of_the_unchanged_tree(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After a promotion, the next one renders only the edited tree: one kustomize run, not two."""
-    from wealist.render import Renderer
 
     run(world, env="dev", tag="v1.1.0")
-    renders: list[str] = []
-    real_build = Renderer.build
-
-    def counting_build(self: Renderer, path: Path) -> str:
-        renders.append(str(path))
-        return real_build(self, path)
-
-    monkeypatch.setattr(Renderer, "build", counting_build)
+    renders = count_renders(monkeypatch)
     run(world, env="dev", tag="v1.2.0")
     assert len(renders) == 1
     cache = world.work / ".git" / "wealist" / "cache"

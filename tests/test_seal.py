@@ -7,7 +7,6 @@ The decryption here is written independently from the sealed-secrets controller'
 from __future__ import annotations
 
 import base64
-import datetime
 import os
 import subprocess
 import sys
@@ -15,13 +14,12 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.x509.oid import NameOID
 from ruamel.yaml import YAML
 
-from conftest import ROOT
+from conftest import ROOT, self_signed_certificate
 from wealist.errors import UsageError, WealistError
 from wealist.seal import SealRequest, parse_pairs, seal
 
@@ -31,22 +29,10 @@ BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def controller_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[rsa.RSAPrivateKey, Path]:
     """A key pair like the controller's (RSA 4096, self-signed); the key lives only in this test."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sealed-secret")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    key, pem = self_signed_certificate("sealed-secret", key_size=4096)
     path = tmp_path_factory.mktemp("cert") / "cert.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key, path
+    path.write_bytes(pem)
+    return key, path  # type: ignore[return-value]
 
 
 def unseal(key: rsa.RSAPrivateKey, value: str, label: bytes) -> bytes:

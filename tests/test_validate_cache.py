@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import World, git, kubectl_versions
+from conftest import World, count_renders, git, kubectl_versions
 from wealist import validatecache
-from wealist.render import Renderer, find_renderer
+from wealist.render import find_renderer
 from wealist.validate import validate
 
 WEALIST = str(Path(sys.executable).parent / "wealist")
@@ -60,14 +60,7 @@ def test_another_renderer_or_no_cache_is_a_miss(world: World) -> None:
 
 def test_only_changed_environments_are_rendered_again(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     validate(world.work)
-    built: list[str] = []
-    real = Renderer.build
-
-    def counting(self: Renderer, path: Path) -> str:
-        built.append(str(path))
-        return real(self, path)
-
-    monkeypatch.setattr(Renderer, "build", counting)
+    built = count_renders(monkeypatch)
     validate(world.work)
     assert built == []
     path = world.work / "overlays/prod/board-api/hpa.yaml"

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import click
 
-from ..options import debug_option
+from ..options import common_options
 from ..output import log
 
 
 @click.command("seal")
+@common_options
 @click.option(
     "--cert",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -20,14 +21,6 @@ from ..output import log
     "--cluster",
     metavar="NAME",
     help="Seal for this cluster of promotion.yaml (its sealing-cert); instead of --cert.",
-)
-@click.option(
-    "--repo",
-    "repo",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=".",
-    show_default="the git top level of the working directory",
-    help="The GitOps repository (for --cluster).",
 )
 @click.option("--namespace", required=True, help="Namespace of the Secret.")
 @click.option("--name", required=True, help="Name of the Secret.")
@@ -43,7 +36,6 @@ from ..output import log
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout."
 )
-@debug_option
 def seal_cmd(
     cert: Path | None,
     cluster: str | None,
