@@ -83,3 +83,20 @@ def test_a_render_that_reaches_outside_is_never_cached(world: World, tmp_path: P
     assert validatecache.key(world.work, None, False, renderer) is None
     assert validatecache.render_key(world.work, "overlays/dev", "k3d", renderer) is None
     assert validatecache.render_key(world.work, "overlays/prod", "eks", renderer) is not None
+
+
+def test_changed_tool_code_is_a_miss(world: World) -> None:
+    """An editable install changes without a new version: the key follows the code itself."""
+    import os
+
+    import wealist.validate.facts as facts
+
+    renderer = find_renderer().argv
+    before = validatecache.key(world.work, None, False, renderer)
+    path = Path(facts.__file__)
+    stat = path.stat()
+    try:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        assert validatecache.key(world.work, None, False, renderer) != before
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

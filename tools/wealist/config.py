@@ -156,6 +156,11 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
 
 def _environment(raw: dict[str, Any], prefixes: dict[str, str], source: str) -> Environment:
     name = _str(raw, "name", f"{source}: environments[]")
+    # It becomes a directory (overlays/<name>), part of namespace names and of branch names.
+    if not _NAME.fullmatch(name) or len(name) > 30:
+        raise ConfigError(
+            f"{source}: environment name {name!r} must be a lowercase DNS label (a-z, 0-9, '-'; up to 30)"
+        )
     delivery = raw.get("delivery", "direct")
     if delivery not in DELIVERIES:
         raise ConfigError(f"{source}: environment {name}: delivery must be one of {', '.join(DELIVERIES)}")

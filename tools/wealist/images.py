@@ -45,6 +45,15 @@ def parse_ref(value: str) -> ImageRef:
     return ImageRef(tag=tag, digest=digest or None)
 
 
+def malformed(ref: ImageRef) -> str | None:
+    """Why ``ref`` breaks the tag and digest grammar (the one --tag enforces), or None."""
+    if not TAG_RE.fullmatch(ref.tag):
+        return f"tag {ref.tag[:40]!r} is not 1-128 characters of [A-Za-z0-9_.-] starting with [A-Za-z0-9_]"
+    if ref.digest is not None and not DIGEST_RE.fullmatch(ref.digest):
+        return f"digest {ref.digest[:80]!r} is not sha256: and 64 lowercase hex digits"
+    return None
+
+
 def split_reference(reference: str) -> tuple[str, ImageRef | None]:
     """``registry:5000/name:tag@digest`` -> (name, ref); a reference without a tag -> (name, None)."""
     name, _, digest = reference.partition("@")

@@ -11,7 +11,7 @@ from .config import Component, Config, Environment
 from .errors import ConfigError, RefusedError, UsageError
 from .gitrepo import GitRepo
 from .history import TrailerSet, overlay_images, promotions
-from .images import ImageRef, parse_ref, show
+from .images import ImageRef, malformed, parse_ref, show
 from .kustomization import ImageEntry, read_images, set_images
 
 Log = Callable[[str], None]
@@ -221,6 +221,12 @@ def _targets(repo: GitRepo, intent: Intent, head: str) -> dict[str, ImageRef]:
         if entry is None or entry.ref is None:
             raise ConfigError(
                 f"{intent.source.kustomization} sets no tag for {comp.image}: nothing to promote from it"
+            )
+        # What --from copies obeys the grammar --tag does: the tool never writes a malformed reference.
+        if malformed(entry.ref):
+            raise ConfigError(
+                f"{intent.source.kustomization} holds a malformed reference for {comp.image} "
+                f"({malformed(entry.ref)}): fix it there first"
             )
         targets[comp.name] = entry.ref
     return targets

@@ -42,8 +42,10 @@ def rollback(root: Path, request: PromotionRequest, to: str | None, log: Log) ->
         undone = last.sha
     else:
         for comp in sorted(selected):
-            for promo in history:
-                ran = promo.images.get(comp)
+            # What ran: every promotion's new reference, and what the oldest one replaced (the
+            # environment's starting point, which no promotion put there).
+            ran_refs = [p.images.get(comp) for p in history] + [p.previous.get(comp) for p in history[-1:]]
+            for ran in ran_refs:
                 if ran is not None and ran.tag == wanted.tag and (wanted.digest in (None, ran.digest)):
                     targets[comp] = ran  # as it ran, digest included
                     break

@@ -51,7 +51,11 @@ def key(root: Path, crds: Path | None, strict: bool, renderer: tuple[str, ...]) 
     binary = Path(renderer[0])
     stat = binary.stat()
     schemas = (resources.files("wealist") / "validate" / "schemas.sha256").read_bytes()
-    version = metadata.version("wealist")
+    # The tool's version, and its code as installed (an editable install changes without a new
+    # version): a changed check must never be answered by an old report.
+    package = Path(__file__).parent
+    code = "".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in sorted(package.rglob("*.py")))
+    version = metadata.version("wealist") + hashlib.sha256(code.encode()).hexdigest()
     digest.update(f"{version}\0{renderer}\0{stat.st_size}\0{stat.st_mtime_ns}\0{strict}\0".encode() + schemas)
     files = [root / f for f in INPUT_FILES if (root / f).is_file()]
     for directory in INPUT_DIRS:

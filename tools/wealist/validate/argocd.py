@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, Environment
+from ..errors import WealistError
 from ..render import Object
 from .facts import ENV_LABEL, FLAVOUR_LABEL, STATELESS
 from .report import Report
@@ -22,15 +23,48 @@ def check_argocd(
 ) -> None:
     """The documents under argocd/: against the CRD schemas (when there are any), then their meaning."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from ..yamlerrors import describe_yaml_error
 
     documents: list[tuple[str, Object]] = []
     for path in sorted((root / "argocd").rglob("*.yaml")):
-        for doc in YAML(typ="safe").load_all(path.read_text(encoding="utf-8")):
-            if doc and doc.get("apiVersion", "").startswith("argoproj.io/"):
-                documents.append((str(path.relative_to(root)), doc))
+        source = str(path.relative_to(root))
+        # A file that cannot be read is a finding, never a crash: CI must always get a report.
+        try:
+            docs = list(YAML(typ="safe").load_all(path.read_text(encoding="utf-8")))
+        except UnicodeDecodeError:
+            report.add("argocd", source, "is not UTF-8 text")
+            continue
+        except YAMLError as exc:
+            report.add("argocd", source, f"is not valid YAML: {describe_yaml_error(exc)}")
+            continue
+        for doc in docs:
+            if doc is None:
+                continue
+            argo = isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith("argoproj.io/")
+            if not isinstance(doc, dict) or (argo and not isinstance(doc.get("metadata"), dict)):
+                report.add(
+                    "argocd", source, "holds a document that is not an object (a mapping with metadata)"
+                )
+            elif argo:
+                documents.append((source, doc))
     report.argocd_documents = len(documents)
+    schemas: dict[str, Any] | None = None
     if crds is not None:
-        schemas = load_crd_schemas(crds)
+        try:
+            schemas = load_crd_schemas(crds)
+        except (
+            WealistError,
+            YAMLError,
+            UnicodeDecodeError,
+            AttributeError,
+            KeyError,
+            TypeError,
+            StopIteration,
+        ) as exc:
+            report.add("argocd", "CRD schemas", f"cannot be read: {getattr(exc, 'message', exc)!s}")
+    if schemas is not None:
         for source, doc in documents:
             schema = schemas.get(doc.get("kind", ""))
             if schema is None:
@@ -42,7 +76,7 @@ def check_argocd(
                 at = "/".join(str(p) for p in error.absolute_path)
                 report.add(
                     "argocd",
-                    f"{source} {doc['kind']}/{doc['metadata']['name']}",
+                    f"{source} {doc.get('kind')}/{doc['metadata'].get('name')}",
                     f"{error.message} at /{at}",
                 )
     check_argocd_semantics(cfg, documents, report, kinds)
@@ -56,17 +90,17 @@ def check_argocd_semantics(
 ) -> None:
     """The fleet as Argo CD will run it: projects out of the root's reach, one ApplicationSet per
     environment selecting clusters by label, each project exactly the environment's namespaces."""
-    projects = {d["metadata"]["name"]: (src, d) for src, d in documents if d.get("kind") == "AppProject"}
+    projects = {d["metadata"].get("name"): (src, d) for src, d in documents if d.get("kind") == "AppProject"}
     roots = [d for _, d in documents if d.get("kind") == "Application"]
     appsets = [d for _, d in documents if d.get("kind") == "ApplicationSet"]
     for root_app in roots:
-        subject = f"Application/{root_app['metadata']['name']}"
+        subject = f"Application/{root_app['metadata'].get('name')}"
         path = str(((root_app.get("spec") or {}).get("source") or {}).get("path", ""))
         for project_source, project in projects.values():
             if path and (project_source + "/").startswith(path.rstrip("/") + "/"):
                 report.add(
                     "argocd",
-                    f"AppProject/{project['metadata']['name']}",
+                    f"AppProject/{project['metadata'].get('name')}",
                     f"is under {path}, which {subject} syncs: a commit there could widen what any "
                     "project allows; apply projects with the bootstrap instead",
                 )
@@ -76,7 +110,7 @@ def check_argocd_semantics(
             if ("argoproj.io", "AppProject") in allowed or ("*", "*") in allowed:
                 report.add(
                     "argocd",
-                    f"AppProject/{root_project[1]['metadata']['name']}",
+                    f"AppProject/{root_project[1]['metadata'].get('name')}",
                     f"lets {subject} manage AppProjects: a commit could grant itself any destination",
                 )
     for env in cfg.environments:
@@ -107,7 +141,7 @@ def check_environment_appset(
     if appset is None:
         report.add("argocd", f"ApplicationSet for {env.overlay}", "missing", env.name)
         return
-    subject = f"ApplicationSet/{appset['metadata']['name']}"
+    subject = f"ApplicationSet/{appset['metadata'].get('name')}"
 
     def add(message: str, where: str = subject) -> None:
         report.add("argocd", where, message, env.name)

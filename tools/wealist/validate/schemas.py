@@ -96,7 +96,11 @@ def load_crd_schemas(source: Path | list[Path]) -> dict[str, dict[str, Any]]:
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             kind = doc["spec"]["names"]["kind"]
-            version = next(v for v in doc["spec"]["versions"] if v.get("storage", True))
+            version = next((v for v in doc["spec"]["versions"] if v.get("storage", True)), None)
+            if version is None:
+                from ..errors import ConfigError
+
+                raise ConfigError(f"{path.name}: the CRD {kind} has no storage version")
             schemas[kind] = _strict(version["schema"]["openAPIV3Schema"], top=True)
     if not schemas:
         from ..errors import ConfigError

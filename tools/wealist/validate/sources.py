@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..config import Config
+from ..images import malformed
 from .facts import K3D_CONFIG
 from .report import Report
 
@@ -59,6 +60,9 @@ def check_promotion_config(root: Path, cfg: Config, report: Report) -> None:
                     f"no tagged images: entry for {comp.image}",
                     env.name,
                 )
+            elif malformed(entry.ref):
+                why = malformed(entry.ref)
+                report.add("images", str(env.kustomization), f"{comp.image}: {why}", env.name)
             elif not qualified(entry.rendered_name):
                 report.add(
                     "images",

@@ -1,0 +1,122 @@
+"""Defects of the hardening pass, each pinned by a test that failed before its fix: what the tool
+writes obeys one grammar, names it builds paths and refs from are checked, the caches know their
+renderer, the audit knows where an environment started, and validate always reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Snapshot, World, git, kubectl_versions
+from wealist.config import parse_config
+from wealist.errors import ConfigError
+from wealist.plan import PromotionRequest
+from wealist.promote import promote
+from wealist.rollback import rollback
+from wealist.validate import validate
+
+DEV = "overlays/dev/kustomization.yaml"
+WEALIST = str(Path(sys.executable).parent / "wealist")
+
+
+def quiet(_message: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize("name", ["../../x", "pr od", "prod.lock", "Prod", "-dev", "a" * 31])
+def test_environment_names_must_be_dns_labels(name: str) -> None:
+    text = (
+        f"namespaces: {{postgres: postgresql}}\nenvironments:\n  - name: '{name}'\n"
+        "components: {a: {image: x/a}}\n"
+    )
+    with pytest.raises(ConfigError, match="must be a lowercase DNS label"):
+        parse_config(text)
+
+
+@pytest.mark.parametrize("tag", ["x,y", "-", 'v1"q', ".hidden"])
+def test_from_never_copies_a_malformed_tag(world: World, tag: str) -> None:
+    world.write(DEV, world.read(DEV).replace("newTag: v1.0.0", f"newTag: '{tag}'", 1))
+    world.commit_all("a hand edit with a malformed tag")
+    before = Snapshot.take(world.work)
+    with pytest.raises(ConfigError, match="holds a malformed reference for wealist/board-api"):
+        promote(
+            world.work, PromotionRequest(env="prod", source_env="dev", delivery="direct", force=True), quiet
+        )
+    assert Snapshot.take(world.work) == before
+
+
+def test_validate_reports_malformed_tags_and_digests(world: World) -> None:
+    world.write(DEV, world.read(DEV).replace("newTag: v1.0.0", "newTag: v1.0.0\n    digest: sha256:zzz", 1))
+    findings = [str(f) for f in validate(world.work).findings]
+    assert any("digest 'sha256:zzz' is not sha256: and 64 lowercase hex digits" in f for f in findings), (
+        findings
+    )
+
+
+def test_rollback_to_the_tag_an_environment_started_from(world: World) -> None:
+    promote(world.work, PromotionRequest(env="dev", tag="v1.1.0"), quiet)
+    promote(world.work, PromotionRequest(env="dev", tag="v1.2.0"), quiet)
+    result = rollback(world.work, PromotionRequest(env="dev"), "v1.0.0", quiet)  # what dev started with
+    assert result.commit is not None
+    assert world.read(DEV).count("newTag: v1.0.0") == 2
+
+
+def test_the_render_cache_knows_its_renderer_by_more_than_its_path(world: World, tmp_path: Path) -> None:
+    from wealist.config import load_config
+    from wealist.render import Renderer
+    from wealist.verify import _cache_key
+
+    binary = tmp_path / "kubectl"
+    shutil.copy2(kubectl_versions()[0], binary)
+    renderer = Renderer((str(binary), "kustomize"))
+    env = load_config(world.work).env("dev")
+    before = _cache_key(renderer, env, "0" * 40)
+    os.utime(binary, ns=(0, binary.stat().st_mtime_ns + 10**9))  # upgraded in place
+    assert _cache_key(renderer, env, "0" * 40) != before
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe not utf-8", "is not UTF-8 text"),
+        (b"kind: [unclosed", "is not valid YAML"),
+        (b"- just\n- a list\n", "holds a document that is not an object"),
+        (
+            b"apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: 7\n",
+            "holds a document that is not an object",
+        ),
+    ],
+)
+def test_validate_always_reports_even_on_broken_argocd_files(
+    world: World, content: bytes, message: str
+) -> None:
+    (world.work / "argocd/apps/broken.yaml").write_bytes(content)
+    proc = subprocess.run(
+        [WEALIST, "validate", "--format", "json"], cwd=world.work, capture_output=True, text=True
+    )
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)  # always a report, always valid JSON
+    assert any(
+        f["subject"] == "argocd/apps/broken.yaml" and message in f["message"] for f in data["findings"]
+    )
+
+
+def test_validate_reports_unreadable_crds(world: World, tmp_path: Path) -> None:
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    (crds / "bad.yaml").write_text("kind: CustomResourceDefinition\nspec: {}\n")
+    proc = subprocess.run(
+        [WEALIST, "validate", "--format", "json", "--crds", str(crds)],
+        cwd=world.work,
+        capture_output=True,
+        text=True,
+    )
+    data = json.loads(proc.stdout)
+    assert any(f["subject"] == "CRD schemas" and "cannot be read" in f["message"] for f in data["findings"])
+    git(world.work, "status")  # the repository is untouched
