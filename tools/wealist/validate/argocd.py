@@ -22,6 +22,16 @@ def check_argocd(
     kinds: dict[str, set[tuple[str, str]]],
 ) -> None:
     """The documents under argocd/: against the CRD schemas (when there are any), then their meaning."""
+    documents = _read_documents(root, report)
+    report.argocd_documents = len(documents)
+    if crds is not None:
+        _check_against_crds(documents, crds, report)
+    check_argocd_semantics(cfg, documents, report, kinds)
+
+
+def _read_documents(root: Path, report: Report) -> list[tuple[str, Object]]:
+    """Every Argo CD object under argocd/, with its file. A file that cannot be read is a finding,
+    never a crash: CI must always get a report."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
@@ -30,7 +40,6 @@ def check_argocd(
     documents: list[tuple[str, Object]] = []
     for path in sorted((root / "argocd").rglob("*.yaml")):
         source = str(path.relative_to(root))
-        # A file that cannot be read is a finding, never a crash: CI must always get a report.
         try:
             docs = list(YAML(typ="safe").load_all(path.read_text(encoding="utf-8")))
         except UnicodeDecodeError:
@@ -39,9 +48,7 @@ def check_argocd(
         except YAMLError as exc:
             report.add("argocd", source, f"is not valid YAML: {describe_yaml_error(exc)}")
             continue
-        for doc in docs:
-            if doc is None:
-                continue
+        for doc in (d for d in docs if d is not None):
             argo = isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith("argoproj.io/")
             if not isinstance(doc, dict) or (argo and not isinstance(doc.get("metadata"), dict)):
                 report.add(
@@ -49,37 +56,27 @@ def check_argocd(
                 )
             elif argo:
                 documents.append((source, doc))
-    report.argocd_documents = len(documents)
-    schemas: dict[str, Any] | None = None
-    if crds is not None:
-        try:
-            schemas = load_crd_schemas(crds)
-        except (
-            WealistError,
-            YAMLError,
-            UnicodeDecodeError,
-            AttributeError,
-            KeyError,
-            TypeError,
-            StopIteration,
-        ) as exc:
-            report.add("argocd", "CRD schemas", f"cannot be read: {getattr(exc, 'message', exc)!s}")
-    if schemas is not None:
-        for source, doc in documents:
-            schema = schemas.get(doc.get("kind", ""))
-            if schema is None:
-                report.add("argocd", source, f"no CRD schema for {doc.get('kind')}")
-                continue
-            import jsonschema
+    return documents
 
-            for error in jsonschema.Draft7Validator(schema).iter_errors(doc):
-                at = "/".join(str(p) for p in error.absolute_path)
-                report.add(
-                    "argocd",
-                    f"{source} {doc.get('kind')}/{doc['metadata'].get('name')}",
-                    f"{error.message} at /{at}",
-                )
-    check_argocd_semantics(cfg, documents, report, kinds)
+
+def _check_against_crds(documents: list[tuple[str, Object]], crds: Path | list[Path], report: Report) -> None:
+    import jsonschema
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        schemas = load_crd_schemas(crds)
+    except (WealistError, YAMLError, UnicodeDecodeError, AttributeError, KeyError, TypeError) as exc:
+        report.add("argocd", "CRD schemas", f"cannot be read: {getattr(exc, 'message', exc)!s}")
+        return
+    for source, doc in documents:
+        schema = schemas.get(doc.get("kind", ""))
+        if schema is None:
+            report.add("argocd", source, f"no CRD schema for {doc.get('kind')}")
+            continue
+        for error in jsonschema.Draft7Validator(schema).iter_errors(doc):
+            at = "/".join(str(p) for p in error.absolute_path)
+            subject = f"{source} {doc.get('kind')}/{doc['metadata'].get('name')}"
+            report.add("argocd", subject, f"{error.message} at /{at}")
 
 
 def check_argocd_semantics(
