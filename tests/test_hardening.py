@@ -15,7 +15,7 @@ import pytest
 
 from conftest import Snapshot, World, git, kubectl_versions
 from wealist.config import parse_config
-from wealist.errors import ConfigError
+from wealist.errors import ConfigError, RefusedError
 from wealist.plan import PromotionRequest
 from wealist.promote import promote
 from wealist.rollback import rollback
@@ -120,3 +120,45 @@ def test_validate_reports_unreadable_crds(world: World, tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert any(f["subject"] == "CRD schemas" and "cannot be read" in f["message"] for f in data["findings"])
     git(world.work, "status")  # the repository is untouched
+
+
+# -- trailers prove nothing by themselves -------------------------------------------------------
+
+
+def forged(world: World, message_env: str, tag: str) -> str:
+    return (
+        f"sneak {tag}\n\nWealist-Env: {message_env}\n"
+        f"Wealist-Image: board-api=k3d-wealist-registry:5000/wealist/board-api:{tag}\n"
+        "Wealist-Previous: board-api=k3d-wealist-registry:5000/wealist/board-api:v1.0.0\n"
+    )
+
+
+def test_an_empty_commit_with_forged_trailers_is_no_promotion(world: World) -> None:
+    git(world.work, "commit", "-q", "--allow-empty", "-m", forged(world, "dev", "v6.6.6"))
+    before = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match=r"order guard: board-api v6\.6\.6 has not run in dev"):
+        promote(world.work, PromotionRequest(env="prod", tag="v6.6.6", delivery="direct"), quiet)
+    assert Snapshot.take(world.work) == before
+
+
+def test_trailers_that_disagree_with_the_diff_are_no_promotion(world: World) -> None:
+    world.write(DEV, world.read(DEV).replace("newTag: v1.0.0", "newTag: v1.4.0", 1))
+    git(world.work, "commit", "-qam", forged(world, "dev", "v6.6.6"))
+    with pytest.raises(RefusedError, match=r"board-api v6\.6\.6 has not run in dev"):
+        promote(world.work, PromotionRequest(env="prod", tag="v6.6.6", delivery="direct"), quiet)
+    history = json.loads(
+        subprocess.run(
+            [WEALIST, "history", "--format", "json"], cwd=world.work, capture_output=True, text=True
+        ).stdout
+    )
+    assert history[0]["manual"] is True and history[0]["envs"] == ["dev"]
+
+
+def test_a_dev_edit_labelled_prod_stays_in_devs_history(world: World) -> None:
+    world.write(DEV, world.read(DEV).replace("newTag: v1.0.0", "newTag: v1.5.0", 1))
+    git(world.work, "commit", "-qam", forged(world, "prod", "v1.5.0"))
+    run = [WEALIST, "history", "--format", "json", "--env"]
+    dev = json.loads(subprocess.run([*run, "dev"], cwd=world.work, capture_output=True, text=True).stdout)
+    prod = json.loads(subprocess.run([*run, "prod"], cwd=world.work, capture_output=True, text=True).stdout)
+    assert dev[0]["manual"] is True and dev[0]["subject"] == "sneak v1.5.0"
+    assert all(entry.get("subject") != "sneak v1.5.0" for entry in prod)

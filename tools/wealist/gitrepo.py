@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,12 +101,39 @@ class GitRepo:
             return None
 
     def show(self, rev: str, path: str) -> str | None:
-        """The content of ``path`` at ``rev``, or None when it does not exist there."""
+        """The content of ``path`` at ``rev``, or None when it does not exist there: one round trip
+        to the persistent `git cat-file --batch`, which resolves ``rev:path`` itself."""
         try:
-            blob = self._commit(rev).tree / path
-        except KeyError:
+            _, kind, _, data = self._repo.git.get_object_data(f"{rev}:{path}")
+        except ValueError:
             return None
-        return bytes(blob.data_stream.read()).decode("utf-8")
+        return bytes(data).decode("utf-8") if kind == b"blob" or kind == "blob" else None
+
+    def show_many(self, specs: list[tuple[str, str]]) -> list[str | None]:
+        """``show`` for many (rev, path) pairs in one `git cat-file --batch` run: a long history is
+        read in one pass instead of one round trip per file."""
+        if not specs:
+            return []
+        request = "".join(f"{rev}:{path}\n" for rev, path in specs).encode()
+        proc = subprocess.run(
+            ["git", "cat-file", "--batch"], cwd=self.root, input=request, capture_output=True, check=False
+        )
+        if proc.returncode != 0:
+            raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
+        out, position = proc.stdout, 0
+        results: list[str | None] = []
+        for _ in specs:
+            end = out.index(b"\n", position)
+            header = out[position:end].split()
+            position = end + 1
+            if len(header) != 3:  # "<spec> missing"
+                results.append(None)
+                continue
+            size = int(header[2])
+            data = out[position : position + size]
+            position += size + 1
+            results.append(data.decode("utf-8") if header[1] == b"blob" else None)
+        return results
 
     def _commit(self, rev: str) -> Commit:
         """A commit object; a full hex id is looked up directly, anything else is resolved by git."""

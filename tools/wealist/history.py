@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,20 +112,65 @@ def parse_promotion(entry: LogEntry) -> Promotion | None:
     )
 
 
+def overlay_path(env: str) -> str:
+    """Where an environment's tags live (the one file a promotion of it changes)."""
+    return f"overlays/{env}/kustomization.yaml"
+
+
 def promotions(
     repo: GitRepo, rev: str = "HEAD", env: str | None = None, limit: int | None = None
 ) -> list[Promotion]:
-    """Promotion commits reachable from ``rev``, newest first (optionally of one environment)."""
+    """Promotion commits reachable from ``rev``, newest first (optionally of one environment).
+
+    Trailers alone prove nothing (anyone can write them): a commit counts as a promotion of ENV
+    only if it changed ENV's overlay and the overlay it left holds the references its trailers
+    name. Anything else is at most a manual edit (``audit_log`` shows those)."""
     pattern = f"^{ENV_TRAILER}: {env}$" if env else f"^{ENV_TRAILER}: "
-    args = [f"--grep={pattern}", "--extended-regexp", rev]
+    paths = [overlay_path(env)] if env else [":(glob)overlays/*/kustomization.yaml"]
+    args = [f"--grep={pattern}", "--extended-regexp", rev, "--", *paths]
     if limit:
         args.insert(0, f"--max-count={limit}")
     result = []
-    for entry in repo.log(*args):
-        promotion = parse_promotion(entry)
+    for promotion in verified(repo, repo.log(*args, with_paths=True)):
         if promotion and (env is None or promotion.env == env):
             result.append(promotion)
     return result
+
+
+def verified(repo: GitRepo, entries: list[LogEntry]) -> list[Promotion | None]:
+    """The promotion each entry records, if what it changed agrees with its trailers (None
+    otherwise); the overlays are read in one pass."""
+    claimed = [parse_promotion(e) for e in entries]
+    candidates = [
+        (e, p) for e, p in zip(entries, claimed, strict=True) if p and overlay_path(p.env) in e.paths
+    ]
+    texts = dict(
+        zip(
+            (e.sha for e, _ in candidates),
+            repo.show_many([(e.sha, overlay_path(p.env)) for e, p in candidates]),
+            strict=True,
+        )
+    )
+    result: list[Promotion | None] = []
+    for entry, promotion in zip(entries, claimed, strict=True):
+        text = texts.get(entry.sha)
+        ok = (
+            promotion is not None
+            and text is not None
+            and all(
+                _holds(text, "newTag", ref.tag) and (not ref.digest or _holds(text, "digest", ref.digest))
+                for ref in promotion.images.values()
+            )
+        )
+        result.append(promotion if ok else None)
+    return result
+
+
+def _holds(text: str, key: str, value: str) -> bool:
+    """Whether the overlay sets ``key: value`` (plain or quoted) on some line: a check of what the
+    commit wrote, cheap enough for every promotion of a long history."""
+    pattern = rf"^\s*(?:-\s+)?{key}:\s*(['\"]?){re.escape(value)}\1\s*(?:#.*)?$"
+    return re.search(pattern, text, re.MULTILINE) is not None
 
 
 @dataclass(frozen=True)
@@ -156,8 +202,7 @@ def audit_log(
     while True:
         window = [f"--max-count={page}", f"--skip={skip}"] if limit else []
         entries = repo.log(*window, "HEAD", "--", *paths, with_paths=True)
-        for entry in entries:
-            promotion = parse_promotion(entry)
+        for entry, promotion in zip(entries, verified(repo, entries), strict=True):
             if promotion is not None:
                 if env is None or promotion.env == env:
                     result.append(promotion)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any, TextIO
@@ -13,16 +14,19 @@ TOKEN_ENV = "GITHUB_TOKEN"
 def mask(text: str) -> str:
     """``text`` with credentials in URLs and the forge token replaced by ``***``, in every form
     it may take in a message (as set, trimmed, or escaped the way Python quotes it)."""
-    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
-    for form in sorted(_token_forms(), key=len, reverse=True):
-        text = text.replace(form, "***")
+    if "://" in text:
+        text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    for form in _token_forms(os.environ.get(TOKEN_ENV) or ""):
+        if form in text:
+            text = text.replace(form, "***")
     return text
 
 
-def _token_forms() -> set[str]:
-    token = os.environ.get(TOKEN_ENV) or ""
+@functools.lru_cache(maxsize=4)
+def _token_forms(token: str) -> tuple[str, ...]:
+    """Longest first, so a longer form is masked before a shorter one inside it."""
     forms = {token, token.strip(), repr(token)[1:-1], repr(token.encode())[2:-1]}
-    return {f for f in forms if len(f) >= 4}
+    return tuple(sorted((f for f in forms if len(f) >= 4), key=len, reverse=True))
 
 
 class MaskingStream:

@@ -65,16 +65,12 @@ def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
         return
     if not entries:
         click.echo("No changes to the environments yet.")
+    lines = []  # echoed at once: a long history is one write, not one per entry
     for p in entries:
         when = p.date[:16].replace("T", " ")
         if isinstance(p, ManualChange):
-            warning = f"manual edit, not via wealist: {p.subject!r}"
-            click.echo(
-                f"{p.sha[:10]}  {when}  {','.join(p.envs):<6} "
-                + click.style(warning, fg="yellow")
-                + f"  — {p.author}",
-                color=color(),
-            )
+            warning = click.style(f"manual edit, not via wealist: {p.subject!r}", fg="yellow")
+            lines.append(f"{p.sha[:10]}  {when}  {','.join(p.envs):<6} {warning}  — {p.author}")
             continue
         images = ", ".join(
             f"{comp} {show(p.previous.get(comp))} → {ref.short()}" for comp, ref in p.images.items()
@@ -82,4 +78,6 @@ def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
         extra = f" from {p.source_env}" if p.source_env else ""
         extra += " (rollback)" if p.rollback_of else ""
         extra += " (forced)" if p.forced else ""
-        click.echo(f"{p.sha[:10]}  {when}  {p.env:<6} {images}{extra}  — {p.author}")
+        lines.append(f"{p.sha[:10]}  {when}  {p.env:<6} {images}{extra}  — {p.author}")
+    if lines:
+        click.echo("\n".join(lines), color=color())
