@@ -162,3 +162,32 @@ def test_a_dev_edit_labelled_prod_stays_in_devs_history(world: World) -> None:
     prod = json.loads(subprocess.run([*run, "prod"], cwd=world.work, capture_output=True, text=True).stdout)
     assert dev[0]["manual"] is True and dev[0]["subject"] == "sneak v1.5.0"
     assert all(entry.get("subject") != "sneak v1.5.0" for entry in prod)
+
+
+# -- the YAML editor ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tag", ["2024-01-01", "2024-1-1", "1e3_", "0.5e1_0", "1_000"]
+)
+def test_tags_that_yaml_or_go_would_read_as_something_else_are_quoted(tag: str) -> None:
+    from ruamel.yaml import YAML
+
+    from wealist.images import ImageRef
+    from wealist.kustomization import read_images, set_images
+
+    source = "images:\n  - name: wealist/board-api\n    newTag: v1\n"
+    result = set_images(source, {"wealist/board-api": ImageRef(tag)})
+    assert result == f'images:\n  - name: wealist/board-api\n    newTag: "{tag}"\n'
+    assert YAML(typ="safe").load(result)["images"][0]["newTag"] == tag  # a string, not a date
+    assert read_images(result)["wealist/board-api"].ref == ImageRef(tag)
+
+
+def test_an_inserted_line_keeps_the_files_line_endings() -> None:
+    from wealist.images import ImageRef
+    from wealist.kustomization import set_images
+
+    source = "images:\r\n  - name: wealist/board-api\r\n    newTag: v1\r\n"
+    digest = "sha256:" + "a" * 64
+    result = set_images(source, {"wealist/board-api": ImageRef("v2", digest)})
+    assert result == f"images:\r\n  - name: wealist/board-api\r\n    newTag: v2\r\n    digest: {digest}\r\n"

@@ -152,8 +152,9 @@ def _scalar_edits(
     # Insert "key: value" on its own line below `after`, at the indentation of the entry's keys.
     line, col = entry.lc.key(after)
     pos = line_starts[line + 1] if line + 1 < len(line_starts) else len(text)
-    prefix = "" if text[:pos].endswith("\n") else "\n"
-    return [_Edit(pos, pos, f"{prefix}{' ' * col}{key}: {_plain(value)}\n")]
+    newline = "\r\n" if "\r\n" in text else "\n"  # the file's own line ending
+    prefix = "" if text[:pos].endswith("\n") else newline
+    return [_Edit(pos, pos, f"{prefix}{' ' * col}{key}: {_plain(value)}{newline}")]
 
 
 def _scalar_end(text: str, start: int) -> int:
@@ -172,9 +173,13 @@ def _scalar_end(text: str, start: int) -> int:
 _NOT_A_STRING = re.compile(
     r"[-+]?(?:\d[\d_]*)?(?:\.[\d_]*)?(?:[eE][-+]?\d+)?|0[xXoObB][0-9a-fA-F_]+|[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)"
     r"|(?i:y|n|yes|no|on|off|true|false|null|~)|\d+(?::[0-5]?\d)+(?:\.\d*)?"
+    # YAML 1.1 timestamps: a date (read back as a date, not a tag), with or without a time
+    r"|\d{4}-\d{1,2}-\d{1,2}(?:(?:[Tt]|\s+)\d{1,2}:\d{2}:\d{2}(?:\.\d*)?(?:\s*(?:Z|[-+]\d{1,2}(?::\d{2})?))?)?"
 )
 
 
 def _plain(value: str) -> str:
     """``value`` as YAML, quoted only where a plain scalar would not read back as this string."""
-    return f'"{value}"' if _NOT_A_STRING.fullmatch(value) else value
+    # Go's YAML (kustomize) drops underscores before reading a number: 1e3_ is 1000 there.
+    ambiguous = _NOT_A_STRING.fullmatch(value) or _NOT_A_STRING.fullmatch(value.replace("_", ""))
+    return f'"{value}"' if ambiguous else value
