@@ -167,9 +167,7 @@ def test_a_dev_edit_labelled_prod_stays_in_devs_history(world: World) -> None:
 # -- the YAML editor ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "tag", ["2024-01-01", "2024-1-1", "1e3_", "0.5e1_0", "1_000"]
-)
+@pytest.mark.parametrize("tag", ["2024-01-01", "2024-1-1", "1e3_", "0.5e1_0", "1_000"])
 def test_tags_that_yaml_or_go_would_read_as_something_else_are_quoted(tag: str) -> None:
     from ruamel.yaml import YAML
 
