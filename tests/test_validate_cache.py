@@ -79,7 +79,7 @@ def test_a_render_that_reaches_outside_is_never_cached(world: World, tmp_path: P
         kustomization.read_text().replace("  - frontend\n", f"  - frontend\n  - {relative}\n")
     )
     git(world.work, "add", "-A")
-    renderer = find_renderer().argv
+    renderer = find_renderer().identity()
     assert validatecache.key(world.work, None, False, renderer) is None
     assert validatecache.render_key(world.work, "overlays/dev", "k3d", renderer) is None
     assert validatecache.render_key(world.work, "overlays/prod", "eks", renderer) is not None
@@ -91,7 +91,7 @@ def test_changed_tool_code_is_a_miss(world: World) -> None:
 
     import wealist.validate.facts as facts
 
-    renderer = find_renderer().argv
+    renderer = find_renderer().identity()
     before = validatecache.key(world.work, None, False, renderer)
     path = Path(facts.__file__)
     stat = path.stat()

@@ -50,7 +50,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import RefusedError
-from .render import Object
+from .render import Object, name_of, pod_labels, pod_spec
 
 Log = Callable[[str], None]
 
@@ -230,26 +230,6 @@ class Objects:
     def config_map(self, namespace: str, name: str) -> dict[str, str] | None:
         cm = self.find("ConfigMap", namespace, name)
         return None if cm is None else {k: str(v) for k, v in (cm.get("data") or {}).items()}
-
-
-def pod_spec(obj: Object) -> dict[str, Any]:
-    """The pod spec of a workload (Pod, template, or CronJob's job template)."""
-    spec = obj.get("spec") or {}
-    if obj.get("kind") == "Pod":
-        return spec
-    if obj.get("kind") == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    return (spec.get("template") or {}).get("spec") or {}
-
-
-def pod_labels(obj: Object) -> dict[str, str]:
-    """The labels a workload's pods get."""
-    spec = obj.get("spec") or {}
-    if obj.get("kind") == "Pod":
-        return (obj.get("metadata") or {}).get("labels") or {}
-    if obj.get("kind") == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    return ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
 
 
 def is_postgres_image(image: str) -> bool:
@@ -675,7 +655,7 @@ class Rehearsal:
             return
         server_obj = servers[0]
         for extra in servers[1:]:
-            self.report.skipped.append(f"{_name(extra)}: only one database server is rehearsed")
+            self.report.skipped.append(f"{name_of(extra)}: only one database server is rehearsed")
         with Sandbox(self.mask) as sandbox:
             self._dir = sandbox.dir
             server = self._server_pod(server_obj)
@@ -1183,11 +1163,6 @@ def _budget(probe: dict[str, Any]) -> float:
 
 def _files(root: Path) -> set[Path]:
     return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
-
-
-def _name(obj: Object) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{obj.get('kind')}/{meta.get('namespace')}/{meta.get('name')}"
 
 
 def _tail(output: str) -> str:

@@ -28,6 +28,12 @@ class Renderer:
 
     argv: tuple[str, ...]
 
+    def identity(self) -> str:
+        """The command line and its binary's size and modification time: an upgrade in place is
+        another renderer, so caches keyed by this never serve another version's output."""
+        stat = Path(self.argv[0]).stat()
+        return "\0".join([*self.argv, str(stat.st_size), str(stat.st_mtime_ns)])
+
     def build(self, path: Path) -> str:
         """Render one kustomization directory; the renderer's own message on failure."""
         proc = subprocess.run([*self.argv, str(path)], capture_output=True, text=True, check=False)
@@ -111,11 +117,35 @@ def parse_objects(text: str) -> list[Object]:
     return [doc for doc in YAML(typ="safe").load_all(text) if doc]
 
 
+def name_of(obj: Object) -> str:
+    """``Kind/namespace/name`` (``Kind/name`` for a cluster-scoped object), for messages."""
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')}/{ns + '/' if ns else ''}{meta.get('name')}"
+
+
+def pod_spec(obj: Object) -> dict[str, Any]:
+    """The pod spec of a workload (a Pod's own, a template's, or a CronJob's job template's)."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "Pod":
+        return spec
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return (spec.get("template") or {}).get("spec") or {}
+
+
+def pod_labels(obj: Object) -> dict[str, str]:
+    """The labels a workload's pods get."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "Pod":
+        return (obj.get("metadata") or {}).get("labels") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    return ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+
+
 def containers(obj: Object) -> Iterator[dict[str, Any]]:
     """Every container and init container of a workload (Pod templates, CronJobs, bare Pods)."""
-    spec = obj.get("spec") or {}
-    if obj.get("kind") == "CronJob":
-        spec = ((spec.get("jobTemplate") or {}).get("spec")) or {}
-    pod_spec = (spec.get("template") or {}).get("spec") if obj.get("kind") != "Pod" else spec
+    spec = pod_spec(obj)
     for key in ("initContainers", "containers"):
-        yield from (pod_spec or {}).get(key) or []
+        yield from spec.get(key) or []

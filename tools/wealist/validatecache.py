@@ -45,31 +45,48 @@ def git_dir(root: Path) -> Path | None:
     return None
 
 
-def key(root: Path, crds: Path | None, strict: bool, renderer: tuple[str, ...]) -> str | None:
-    """The cache key of a validate run, or None when the run must not be cached."""
+def key(root: Path, crds: Path | None, strict: bool, renderer: str) -> str | None:
+    """The cache key of a validate run (``renderer``: its identity), or None when the run must
+    not be cached."""
     digest = hashlib.sha256()
-    binary = Path(renderer[0])
-    stat = binary.stat()
     schemas = (resources.files("wealist") / "validate" / "schemas.sha256").read_bytes()
     # The tool's version, and its code as installed (an editable install changes without a new
     # version): a changed check must never be answered by an old report.
     package = Path(__file__).parent
     code = "".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in sorted(package.rglob("*.py")))
     version = metadata.version("wealist") + hashlib.sha256(code.encode()).hexdigest()
-    digest.update(f"{version}\0{renderer}\0{stat.st_size}\0{stat.st_mtime_ns}\0{strict}\0".encode() + schemas)
+    digest.update(f"{version}\0{renderer}\0{strict}\0".encode() + schemas)
     files = [root / f for f in INPUT_FILES if (root / f).is_file()]
-    for directory in INPUT_DIRS:
-        files += sorted(p for p in (root / directory).rglob("*") if p.is_file())
+    files += _files(root, INPUT_DIRS)
     if crds is not None:
         files += sorted(p for p in crds.rglob("*") if p.is_file())
+    return digest.hexdigest() if _hash_inputs(digest, root, files) else None
+
+
+def render_key(root: Path, overlay: str, flavour: str | None, renderer: str) -> str | None:
+    """The key of one environment's render (bare, or with a flavour): what it can read (base,
+    components and its own overlay), the renderer's identity; None when it reaches outside."""
+    digest = hashlib.sha256()
+    digest.update(f"{renderer}\0{overlay}\0{flavour}\0".encode())
+    files = _files(root, ("base", "components", overlay))
+    return digest.hexdigest() if _hash_inputs(digest, root, files) else None
+
+
+def _files(root: Path, directories: tuple[str, ...]) -> list[Path]:
+    return [p for d in directories for p in sorted((root / d).rglob("*")) if p.is_file()]
+
+
+def _hash_inputs(digest: Any, root: Path, files: list[Path]) -> bool:
+    """Add each file's name and content to ``digest``; False when a kustomization reaches outside
+    the repository (a remote, a path above the root): such a render is never cached."""
     for file in files:
         data = file.read_bytes()
         if file.name == "kustomization.yaml" and (
             _REMOTE.search(data.decode(errors="replace")) or _escapes(root, file)
         ):
-            return None
+            return False
         digest.update(str(file).encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
+    return True
 
 
 def _escapes(root: Path, kustomization: Path) -> bool:
@@ -83,73 +100,48 @@ def _escapes(root: Path, kustomization: Path) -> bool:
     return False
 
 
-def render_key(root: Path, overlay: str, flavour: str | None, renderer: tuple[str, ...]) -> str | None:
-    """The key of one environment's render (bare, or with a flavour): what it can read (base,
-    components and its own overlay), the renderer's identity; None when it reaches outside."""
-    digest = hashlib.sha256()
-    stat = Path(renderer[0]).stat()
-    digest.update(f"{renderer}\0{stat.st_size}\0{stat.st_mtime_ns}\0{overlay}\0{flavour}\0".encode())
-    files = []
-    for directory in ("base", "components", overlay):
-        files += sorted(p for p in (root / directory).rglob("*") if p.is_file())
-    for file in files:
-        data = file.read_bytes()
-        if file.name == "kustomization.yaml" and (
-            _REMOTE.search(data.decode(errors="replace")) or _escapes(root, file)
-        ):
-            return None
-        digest.update(str(file.relative_to(root)).encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
-
-
 def load_render(root: Path, render_key_: str) -> str | None:
+    return _read(root, f"renders/{render_key_}.yaml")
+
+
+def store_render(root: Path, render_key_: str, text: str) -> None:
+    _keep(root, "renders", f"{render_key_}.yaml", text, KEEP * 4)
+
+
+def load(root: Path, cache_key: str) -> dict[str, Any] | None:
+    text = _read(root, f"{cache_key}.json")
+    try:
+        return None if text is None else dict(json.loads(text))
+    except ValueError:
+        return None
+
+
+def store(root: Path, cache_key: str, report: dict[str, Any]) -> None:
+    """Keep a report that skipped nothing (the network may be back next time)."""
+    if not report.get("skipped"):
+        _keep(root, ".", f"{cache_key}.json", json.dumps(report), KEEP)
+
+
+def _read(root: Path, name: str) -> str | None:
     directory = _directory(root)
     try:
-        return (
-            None
-            if directory is None
-            else (directory / "renders" / f"{render_key_}.yaml").read_text(encoding="utf-8")
-        )
+        return None if directory is None else (directory / name).read_text(encoding="utf-8")
     except OSError:
         return None
 
 
-def store_render(root: Path, render_key_: str, text: str) -> None:
+def _keep(root: Path, subdirectory: str, name: str, text: str, keep: int) -> None:
+    """Write one cache entry; drop the oldest of its kind beyond ``keep``."""
     from .files import write_if_changed
 
     directory = _directory(root)
     if directory is None:
         return
-    renders = directory / "renders"
-    renders.mkdir(parents=True, exist_ok=True)
-    write_if_changed(renders / f"{render_key_}.yaml", text)
-    entries = sorted(renders.glob("*.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for stale in entries[KEEP * 4 :]:
-        stale.unlink(missing_ok=True)
-
-
-def load(root: Path, cache_key: str) -> dict[str, Any] | None:
-    directory = _directory(root)
-    if directory is None:
-        return None
-    try:
-        data: dict[str, Any] = json.loads((directory / f"{cache_key}.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data
-
-
-def store(root: Path, cache_key: str, report: dict[str, Any]) -> None:
-    """Keep a report that skipped nothing; drop the oldest beyond KEEP."""
-    from .files import write_if_changed
-
-    directory = _directory(root)
-    if directory is None or report.get("skipped"):
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    write_if_changed(directory / f"{cache_key}.json", json.dumps(report))
-    entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for stale in entries[KEEP:]:
+    where = directory / subdirectory
+    where.mkdir(parents=True, exist_ok=True)
+    write_if_changed(where / name, text)
+    entries = sorted(where.glob(f"*{Path(name).suffix}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[keep:]:
         stale.unlink(missing_ok=True)
 
 

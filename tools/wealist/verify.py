@@ -192,10 +192,7 @@ def _object_at(lines: list[str], index: int) -> str:
 
 
 def _cache_key(renderer: Renderer, env: Environment, tree: str) -> str:
-    # The renderer's identity, not just its path: an upgrade in place is a different renderer.
-    stat = Path(renderer.argv[0]).stat()
-    identity = "\0".join([*renderer.argv, str(stat.st_size), str(stat.st_mtime_ns)])
-    digest = hashlib.sha1(identity.encode()).hexdigest()[:12]
+    digest = hashlib.sha1(renderer.identity().encode()).hexdigest()[:12]
     return f"{env.name}-{tree}-{digest}.yaml"
 
 

@@ -34,7 +34,9 @@ def validate_cmd(repo: Path, crds: Path | None, strict: bool, fmt: str) -> None:
     from ..validatecache import enabled, find_root, key, load, store
 
     root = find_root(repo)
-    cache_key = key(root, crds, strict, find_renderer().argv) if root is not None and enabled() else None
+    cache_key = (
+        key(root, crds, strict, find_renderer().identity()) if root is not None and enabled() else None
+    )
     data = load(root, cache_key) if root is not None and cache_key else None
     if data is None:
         from ..validate import validate

@@ -80,7 +80,7 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
     # Renders of unchanged inputs come from .git/wealist/validate/renders: only the environments
     # whose inputs changed are rendered again.
     keys = [
-        render_key(repo_root, str(t.env.overlay), t.flavour, renderer.argv) if cache_enabled() else None
+        render_key(repo_root, str(t.env.overlay), t.flavour, renderer.identity()) if cache_enabled() else None
         for t in plan
     ]
     cached = [load_render(repo_root, k) if k else None for k in keys]

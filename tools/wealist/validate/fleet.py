@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
-from ..render import Object
+from ..render import Object, name_of
 from .facts import FLAVOUR_DNS, LOCAL_FLAVOURS, LOCAL_STORAGE
 from .network import dns_allowed_to, policies_in
-from .objects import name_of
 from .report import Report
 
 

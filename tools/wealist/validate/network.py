@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import Environment
-from ..render import Object
+from ..render import Object, name_of, pod_labels, pod_spec
 from .facts import WORKLOADS
-from .objects import find_object, name_of, pod_labels, pod_spec
+from .objects import find_object
 
 
 def policies_in(objects: list[Object], ns: str) -> list[Object]:

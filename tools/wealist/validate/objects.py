@@ -13,12 +13,6 @@ def group_of(obj: Object) -> str:
     return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
-def name_of(obj: Object) -> str:
-    meta = obj.get("metadata") or {}
-    ns = meta.get("namespace")
-    return f"{obj.get('kind')}/{ns + '/' if ns else ''}{meta.get('name')}"
-
-
 def find_object(objects: list[Object], kind: str, name: str, namespace: str | None = None) -> Object | None:
     for obj in objects:
         meta = obj.get("metadata") or {}
@@ -29,21 +23,6 @@ def find_object(objects: list[Object], kind: str, name: str, namespace: str | No
         ):
             return obj
     return None
-
-
-def pod_spec(obj: Object) -> dict[str, Any]:
-    spec = obj.get("spec") or {}
-    if obj.get("kind") == "CronJob":
-        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
-    if obj.get("kind") == "Pod":
-        return spec
-    return ((spec.get("template") or {}).get("spec")) or {}
-
-
-def pod_labels(obj: Object) -> dict[str, str]:
-    from ..rehearse import pod_labels
-
-    return pod_labels(obj)
 
 
 def env_value(container: dict[str, Any], name: str) -> dict[str, Any] | None:

@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..render import Object
+from ..render import Object, name_of
 from .facts import KUBERNETES_VERSION
-from .objects import name_of
 
 
 def check_schemas(objects: list[Object], add: Any) -> None:

@@ -7,9 +7,9 @@ import itertools
 from typing import Any
 
 from ..config import Environment
-from ..render import Object
+from ..render import Object, name_of
 from .facts import LAGGING_KINDS, SYNC_OPTIONS
-from .objects import find_object, name_of, wave_of
+from .objects import find_object, wave_of
 
 
 def check_sync_waves(env: Environment, objects: list[Object], add: Any) -> None:

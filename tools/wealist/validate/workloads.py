@@ -8,9 +8,9 @@ from typing import Any
 
 from ..config import Config, Environment
 from ..images import split_reference
-from ..render import Object, containers
+from ..render import Object, containers, name_of, pod_labels, pod_spec
 from .facts import DEV_ONLY, STARTUP_BUDGET, STATELESS, WORKLOADS
-from .objects import env_value, find_object, name_of, pod_labels, pod_spec, resolve_env
+from .objects import env_value, find_object, resolve_env
 
 
 def check_namespaces(env: Environment, objects: list[Object], add: Any) -> None:
