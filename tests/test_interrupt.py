@@ -92,10 +92,9 @@ def test_recovery_rolls_back_a_written_but_uncommitted_overlay(world: World) -> 
 
     repo = GitRepo(world.work)
     original = world.read(DEV)
-    transaction.begin(repo, world.head(), DEV, original)
-    world.write(
-        DEV, original.replace("v1.0.0", "v6.6.6")
-    )  # the state a kill right before `git commit` leaves
+    new = original.replace("v1.0.0", "v6.6.6")
+    transaction.begin(repo, world.head(), DEV, original, new)
+    world.write(DEV, new)  # the state a kill right before `git commit` leaves
     for lock in (
         "index.lock",
         "HEAD.lock",
@@ -116,8 +115,9 @@ def test_recovery_keeps_a_finished_commit(world: World) -> None:
 
     repo = GitRepo(world.work)
     before = world.head()
-    transaction.begin(repo, before, DEV, world.read(DEV))
-    world.write(DEV, world.read(DEV).replace("v1.0.0", "v7.0.0"))
+    new = world.read(DEV).replace("v1.0.0", "v7.0.0")
+    transaction.begin(repo, before, DEV, world.read(DEV), new)
+    world.write(DEV, new)
     repo.commit("promote(dev): by hand\n\nWealist-Env: dev\n", [DEV])  # killed before the journal was cleared
     with RepoLock(repo) as lock:
         assert lock.recovered == "an interrupted promotion had completed its commit; cleaned up after it"

@@ -68,13 +68,39 @@ class PromotionResult:
         }
 
 
-def check_clean(repo: GitRepo, env: Environment) -> None:
-    """Refuse when anything is staged or the overlay has uncommitted changes."""
+def check_clean(repo: GitRepo, env: Environment, delivery: str) -> None:
+    """Refuse when anything is staged or the overlay has uncommitted changes; and, where the commit
+    is made in this checkout (direct delivery), when it would not stay on a branch or git would
+    not see the file written."""
     staged = repo.staged()
     if staged:
         raise RefusedError(f"staged changes exist ({', '.join(staged[:5])}): commit or unstage them first")
-    if repo.modified(str(env.kustomization)):
-        raise RefusedError(f"{env.kustomization} has uncommitted changes: commit or discard them first")
+    path = str(env.kustomization)
+    if repo.modified(path):
+        raise RefusedError(f"{path} has uncommitted changes: commit or discard them first")
+    if delivery != "direct":
+        return  # pull-request delivery commits in a scratch worktree of its own
+    operation = repo.operation_in_progress()
+    if operation:
+        raise RefusedError(
+            f"{operation} is in progress here: a promotion committed now would be dropped by its "
+            "--abort; finish or abort it first"
+        )
+    if repo.branch() is None:
+        raise RefusedError(
+            "HEAD is detached: a promotion committed here would be on no branch; check one out"
+        )
+    flag = repo.index_flags(path)
+    if flag == "S":
+        raise RefusedError(
+            f"{path} is skip-worktree (sparse checkout or git update-index --skip-worktree): git would "
+            f"ignore what wealist writes there; include it (git sparse-checkout add {env.overlay}) first"
+        )
+    if flag.islower():
+        raise RefusedError(
+            f"{path} is marked assume-unchanged: git would ignore what wealist writes there; clear it "
+            f"with git update-index --no-assume-unchanged {path} first"
+        )
 
 
 def remote_branch(repo: GitRepo) -> tuple[str, str]:
@@ -110,12 +136,68 @@ def publish_base(repo: GitRepo, delivery: str, target: tuple[str, str]) -> str:
 
 
 def commit_plan(repo: GitRepo, plan: Plan) -> str:
-    """Write the overlay and commit it with git, under the journal that heals an interruption."""
-    transaction.begin(repo, plan.head, plan.path, plan.old_text)
-    write_if_changed(repo.root / plan.path, plan.new_text)
-    commit = repo.commit(plan.message(), [plan.path])
+    """Write the overlay and commit it with git, under the journal that heals an interruption.
+
+    Any failure this process survives (a hook refused the commit, Ctrl-C, a hook changed what was
+    committed) puts the overlay back here and now, not on the next run."""
+    journal = transaction.begin(repo, plan.head, plan.path, plan.old_text, plan.new_text)
+    try:
+        write_if_changed(repo.root / plan.path, plan.new_text)
+        try:
+            commit = repo.commit(plan.message(), [plan.path])
+        except GitError as exc:
+            raise GitError(f"{exc.message}{_hooks_ran(repo)}; nothing was committed") from None
+        problem = committed_as_planned(repo, plan, commit)
+        if problem:
+            repo.undo_commit(commit, plan.head)
+            write_if_changed(repo.root / plan.path, plan.old_text)
+            raise RefusedError(f"{problem}: the commit is undone and {plan.path} is as it was")
+    except BaseException:
+        _put_back_quietly(repo, journal)
+        raise
     transaction.finish(repo)
     return commit
+
+
+def _put_back_quietly(repo: GitRepo, journal: transaction.Journal) -> None:
+    """Restore the overlay after a failure; if even that is impossible, the journal stays and the
+    next run finishes the job (the first failure is what the user must read)."""
+    # Ctrl-C reaches git and this process at once: hold further interrupts until the file is back.
+    with transaction.signals_held():
+        repo.restart_readers()  # the interrupt may have killed git's reader process too
+        try:
+            transaction.put_back(repo, journal)
+        except (GitError, RefusedError, OSError):
+            return
+        transaction.finish(repo)
+
+
+def _hooks_ran(repo: GitRepo) -> str:
+    hooks = repo.hooks("pre-commit", "prepare-commit-msg", "commit-msg")
+    return f" (hooks that ran: {', '.join(hooks)})" if hooks else ""
+
+
+def committed_as_planned(repo: GitRepo, plan: Plan, commit: str) -> str | None:
+    """Why ``commit`` is not the promotion that was validated, or None. Hooks run inside `git
+    commit` and may restage files or rewrite the message; what lands must be exactly the
+    validated overlay on top of the planned commit, with trailers that read back."""
+    changes = repo.tree_changes(plan.head, commit)
+    if (
+        repo.parents(commit) != [plan.head]
+        or changes != [("M", plan.path)]
+        or repo.blob_at(commit, plan.path) != repo.blob_id(plan.new_text, plan.path)
+    ):
+        hooks = repo.hooks("pre-commit") or ["a git hook"]
+        return f"{' '.join(hooks)} changed what was committed ({plan.path} is not what was validated)"
+    entry = repo.log("-1", commit)[0]
+    written = [(k, v) for k, v in entry.trailers if k.startswith("Wealist-")]
+    if written != plan.trailers().pairs():
+        hooks = repo.hooks("prepare-commit-msg", "commit-msg") or ["a git hook"]
+        return (
+            f"{' '.join(hooks)} changed the commit message so that its Wealist-* trailers no longer "
+            "read back (history would not know this promotion; keep them the last paragraph)"
+        )
+    return None
 
 
 def plan_verify_commit(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> PromotionResult:
@@ -251,7 +333,14 @@ def _commit_in_worktree(repo: GitRepo, plan: Plan) -> str:
     try:
         worktree = GitRepo(path)
         write_if_changed(worktree.root / plan.path, plan.new_text)
-        return worktree.commit(plan.message(), [plan.path])
+        try:
+            commit = worktree.commit(plan.message(), [plan.path])
+        except GitError as exc:
+            raise GitError(f"{exc.message}{_hooks_ran(repo)}; nothing was committed") from None
+        problem = committed_as_planned(worktree, plan, commit)
+        if problem:  # the scratch worktree goes, and the commit with it
+            raise RefusedError(f"{problem}: nothing was pushed")
+        return commit
     finally:
         shutil.rmtree(path, ignore_errors=True)
         repo.prune_worktrees()

@@ -7,6 +7,7 @@ exactly as they do on the command line.
 from __future__ import annotations
 
 import io
+import os
 import re
 import subprocess
 import tarfile
@@ -76,6 +77,11 @@ class GitRepo:
 
     # Reads go through GitPython's object database: one persistent `git cat-file --batch` process
     # answers every object lookup of a command, instead of a git process per read.
+
+    def restart_readers(self) -> None:
+        """Drop the persistent `git cat-file` processes (new ones start on the next read): after a
+        Ctrl-C, which the terminal sends to them too, they are gone and reads would hit a dead pipe."""
+        self._repo.git.clear_cache()
 
     def head(self) -> str:
         try:
@@ -148,6 +154,16 @@ class GitRepo:
         except (BadName, ValueError):
             raise GitError(f"{rev!r} names no commit here") from None
 
+    def parents(self, rev: str) -> list[str]:
+        return [parent.hexsha for parent in self._commit(rev).parents]
+
+    def blob_at(self, rev: str, path: str) -> str | None:
+        """The blob id of ``path`` in ``rev``'s tree, or None."""
+        try:
+            return str((self._commit(rev).tree / path).hexsha)
+        except KeyError:
+            return None
+
     def staged(self) -> list[str]:
         return (
             self._run("diff", "--cached", "--name-only", "-z").split("\0")[:-1] if self._has_staged() else []
@@ -167,6 +183,57 @@ class GitRepo:
     def modified(self, path: str) -> bool:
         """Whether ``path`` differs from HEAD in the index or the work tree."""
         return bool(self._run("status", "--porcelain", "--untracked-files=no", "--", path))
+
+    def index_blob(self, path: str) -> str | None:
+        """The blob id staged for ``path``, or None when the index has no entry for it."""
+        out = self._run("ls-files", "-s", "--", path)
+        return out.split()[1] if out else None
+
+    def blob_id(self, text: str, path: str) -> str:
+        """The blob id git would store for ``text`` written at ``path`` (its filters applied)."""
+        proc = subprocess.run(
+            ["git", "hash-object", "--stdin", f"--path={path}"],
+            cwd=self.root,
+            input=text.encode("utf-8"),
+            capture_output=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise GitError(f"git hash-object failed: {proc.stderr.decode(errors='replace').strip()}")
+        return proc.stdout.decode().strip()
+
+    def index_flags(self, path: str) -> str:
+        """``git ls-files -v`` tag of ``path``: S for skip-worktree (sparse checkout), a lower-case
+        letter for assume-unchanged; empty when untracked."""
+        out = self._run("ls-files", "-v", "--", path)
+        return out[:1]
+
+    def operation_in_progress(self) -> str | None:
+        """The unfinished operation this checkout is in the middle of (a commit here would be
+        swept away by its --abort), or None."""
+        markers = {
+            "rebase-merge": "a rebase",
+            "rebase-apply": "a rebase or git am",
+            "MERGE_HEAD": "a merge",
+            "CHERRY_PICK_HEAD": "a cherry-pick",
+            "REVERT_HEAD": "a revert",
+            "BISECT_LOG": "a bisect",
+        }
+        for marker, name in markers.items():
+            if (self.git_dir / marker).exists():
+                return name
+        return None
+
+    def hooks(self, *names: str) -> list[str]:
+        """Which of the hooks ``names`` git would run here (core.hooksPath honoured), as paths."""
+        hooks_dir = Path(self._run("rev-parse", "--git-path", "hooks"))
+        if not hooks_dir.is_absolute():
+            hooks_dir = self.root / hooks_dir
+        return [
+            str(hooks_dir / name)
+            for name in names
+            if (hooks_dir / name).is_file() and os.access(hooks_dir / name, os.X_OK)
+        ]
 
     def identity(self) -> str:
         try:
@@ -291,6 +358,21 @@ class GitRepo:
         finally:
             message_file.unlink(missing_ok=True)
         return self.head()
+
+    def undo_commit(self, commit: str, parent: str) -> None:
+        """Take back ``commit`` (just made on the current branch, on ``parent``): the branch goes
+        back only if it still points at it, and the index entries it changed follow."""
+        self._run(
+            "update-ref",
+            "-m",
+            "wealist: undo a commit that is not what was validated",
+            "HEAD",
+            parent,
+            commit,
+        )
+        paths = [path for _, path in self.tree_changes(parent, commit) or []]
+        if paths:
+            self._run("reset", "-q", parent, "--", *paths)
 
     def fetch(self, remote: str, branch: str) -> None:
         self._run("fetch", "-q", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")

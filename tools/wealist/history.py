@@ -62,6 +62,10 @@ class TrailerSet:
     rollback_of: str | None = None
 
     def render(self) -> str:
+        return "\n".join(f"{key}: {value}" for key, value in self.pairs())
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(key, value) in the order they are written, as git reads them back."""
         lines = [f"{ENV_TRAILER}: {self.env}"]
         lines += [f"{IMAGE_TRAILER}: {comp}={ref}" for comp, ref in self.images.items()]
         lines += [f"{PREVIOUS_TRAILER}: {comp}={ref}" for comp, ref in self.previous.items()]
@@ -70,7 +74,7 @@ class TrailerSet:
         lines += [f"{FORCED_TRAILER}: {reason}" for reason in self.forced]
         if self.rollback_of:
             lines.append(f"{ROLLBACK_TRAILER}: {self.rollback_of}")
-        return "\n".join(lines)
+        return [(key, value.strip()) for key, _, value in (line.partition(": ") for line in lines)]
 
 
 def parse_promotion(entry: LogEntry) -> Promotion | None:

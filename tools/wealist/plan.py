@@ -139,7 +139,11 @@ class Plan:
             paragraphs.append(
                 "Promoted with --force past the order guard:\n" + "\n".join(f"- {f}" for f in self.forced)
             )
-        trailers = TrailerSet(
+        paragraphs.append(self.trailers().render())
+        return "\n\n".join(paragraphs) + "\n"
+
+    def trailers(self) -> TrailerSet:
+        return TrailerSet(
             env=self.env.name,
             images={c.component: c.reference(c.new) for c in self.changes},
             previous={c.component: c.reference(c.old) for c in self.changes},
@@ -147,8 +151,6 @@ class Plan:
             forced=self.forced,
             rollback_of=self.rollback_of,
         )
-        paragraphs.append(trailers.render())
-        return "\n\n".join(paragraphs) + "\n"
 
     def branch_name(self) -> str:
         tags = sorted({c.new.tag for c in self.changes})

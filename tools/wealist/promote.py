@@ -47,7 +47,7 @@ def promote(
         if lock.recovered:
             log(lock.recovered)
         repo.identity()
-        check_clean(repo, intent.env)
+        check_clean(repo, intent.env, intent.delivery)
         target = remote_branch(repo) if intent.push or intent.delivery == "pull-request" else None
         head = publish_base(repo, intent.delivery, target) if target else repo.head()
         if intent.delivery == "pull-request":

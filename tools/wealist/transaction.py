@@ -2,17 +2,24 @@
 
 The lock is an ``flock`` on ``.git/wealist/lock``: the kernel drops it when its holder dies, so a
 killed run can never leave a lock that blocks the next one. The journal records, before the work
-tree is touched, what the overlay held and which commit HEAD was; the next run (under the lock, so
-the writer is certainly gone) either confirms the commit landed or puts the file back.
+tree is touched, what the overlay held, what the run writes into it and which commit HEAD was.
+A run that fails but survives (a hook refused the commit, Ctrl-C) puts the file back itself; the
+next run (under the lock, so the writer is certainly gone) heals what a killed one left.
+
+Putting back never overwrites somebody's work: the file is restored only while it still holds the
+run's own new text. Anything else means the user edited it since, and recovery refuses and explains.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,6 +37,7 @@ class Journal:
     head: str  # HEAD before the promotion commit
     path: str  # the overlay file, relative to the root
     original: str  # its content at HEAD
+    new: str  # what the run writes into it
     started: float
 
 
@@ -63,7 +71,11 @@ class RepoLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._fd = fd
-        self.recovered = recover(self._repo)
+        try:
+            self.recovered = recover(self._repo)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(
@@ -73,6 +85,18 @@ class RepoLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM (they are delivered when the block ends) while the work tree is put
+    back, so an interrupt cannot leave it half restored."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _journal_path(repo: GitRepo) -> Path:
@@ -86,11 +110,12 @@ def scratch_dir(repo: GitRepo) -> Path:
     return path
 
 
-def begin(repo: GitRepo, head: str, path: str, original: str) -> None:
+def begin(repo: GitRepo, head: str, path: str, original: str, new: str) -> Journal:
     """Record, before the work tree changes, what to restore if the run dies."""
     repo.state_dir().mkdir(exist_ok=True)
-    text = json.dumps(asdict(Journal(head, path, original, time.time())))
-    write_if_changed(_journal_path(repo), text)
+    journal = Journal(head, path, original, new, time.time())
+    write_if_changed(_journal_path(repo), json.dumps(asdict(journal)))
+    return journal
 
 
 def finish(repo: GitRepo) -> None:
@@ -117,25 +142,53 @@ def recover(repo: GitRepo) -> str | None:
     for leftover in target.parent.glob(f".{target.name}.*.tmp"):
         leftover.unlink(missing_ok=True)
     _clear_git_locks(repo, journal.started)
-    if repo.head() != journal.head:
-        # The commit landed (git moves the branch only once the commit is complete). Make the index
-        # agree with it in case the run died before git wrote the index back.
-        repo.unstage(journal.path)
-        message = "an interrupted promotion had completed its commit; cleaned up after it"
-    else:
-        write_if_changed(target, journal.original)
-        repo.unstage(journal.path)
-        message = f"an interrupted promotion was rolled back; {journal.path} is as it was"
+    message = put_back(repo, journal)
     finish(repo)
     return message
+
+
+def put_back(repo: GitRepo, journal: Journal) -> str:
+    """Undo what the run did to the work tree and index, touching nothing it did not write.
+
+    Raises RefusedError (keeping the journal) when the file holds neither the original nor the
+    run's text: those are the user's edits."""
+    target = repo.root / journal.path
+    if repo.head() != journal.head:
+        # git moves the branch only once a commit is complete: either the promotion landed, or the
+        # user committed since. In both cases the work tree is theirs now.
+        if repo.show("HEAD", journal.path) == journal.new:
+            _unstage_own(repo, journal)
+            return "an interrupted promotion had completed its commit; cleaned up after it"
+        return f"an interrupted promotion's journal was older than HEAD; {journal.path} was left alone"
+    try:
+        current: str | None = target.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        current = None
+    if current not in (journal.new, journal.original):
+        raise RefusedError(
+            f"{journal.path} was changed after an interrupted promotion wrote it, so wealist left it "
+            f"alone: look at it (git diff -- {journal.path}), then commit or discard it and run again"
+        )
+    write_if_changed(target, journal.original)
+    _unstage_own(repo, journal)
+    return f"an interrupted promotion was rolled back; {journal.path} is as it was"
+
+
+def _unstage_own(repo: GitRepo, journal: Journal) -> None:
+    """Reset the index entry only when it holds the run's text (git may have staged it before
+    dying); anything else staged there is the user's."""
+    if repo.index_blob(journal.path) == repo.blob_id(journal.new, journal.path):
+        repo.unstage(journal.path)
 
 
 def _clear_git_locks(repo: GitRepo, since: float) -> None:
     """Remove the lock files the interrupted run's `git commit` left behind: the index, HEAD, the
     branch, and the temporary index that `git commit -- <path>` builds (next-index-<pid>.lock).
 
-    A git child can outlive its killed parent for a moment, so wait for it briefly; a lock older
-    than the journal belongs to somebody else and is left alone.
+    A lock is removed only when no git process is running in this clone: git records no owner in
+    its lock files, and a live one's lock (a concurrent `git add`) must never be taken away. A git
+    child can outlive its killed parent for a moment, so wait for it briefly; a lock older than the
+    journal belongs to somebody else and is left alone.
     """
     branch = repo.branch()
     candidates = [
@@ -148,9 +201,53 @@ def _clear_git_locks(repo: GitRepo, since: float) -> None:
     deadline = time.monotonic() + 2.0
     while any(lock.exists() for lock in candidates) and time.monotonic() < deadline:
         time.sleep(0.05)
-    for lock in candidates:
+    stale = [lock for lock in candidates if _mtime(lock) >= since - 1]
+    if not stale:
+        return
+    running = git_processes(repo)
+    if running:
+        pid, command = running[0]
+        raise RefusedError(
+            f"{stale[0].name} exists and a git process is running in this clone (pid {pid}: "
+            f"{command}): wait for it to finish, then run again"
+        )
+    for lock in stale:
+        lock.unlink(missing_ok=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return float("-inf")
+
+
+def git_processes(repo: GitRepo) -> list[tuple[int, str]]:
+    """Live git processes working in this clone, other than our own children (GitPython keeps a
+    `git cat-file` open). Read from /proc; where there is none, assume one may run (never guess
+    that a lock is free)."""
+    proc = Path("/proc")
+    if not (proc / "self").exists():
+        return [(0, "unknown: this system has no /proc to check")]
+    me = os.getpid()
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
         try:
-            if lock.stat().st_mtime >= since - 1:
-                lock.unlink()
-        except FileNotFoundError:
-            pass
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if not argv or Path(argv[0].decode(errors="replace")).name != "git":
+                continue
+            if _parent(entry) == me:
+                continue
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if cwd == repo.root or repo.root in cwd.parents or cwd == repo.git_dir:
+            found.append((int(entry.name), " ".join(a.decode(errors="replace") for a in argv if a)))
+    return found
+
+
+def _parent(entry: Path) -> int:
+    # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces, so split after its ")".
+    return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
