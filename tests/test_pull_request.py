@@ -189,7 +189,10 @@ def test_push_rejected_is_reported_and_the_commit_kept_locally(
     proc = cli(world, "--env", "prod", "--from", "dev")
     assert proc.returncode == 1
     line = proc.stderr.strip().splitlines()[-1]
-    assert line.startswith("Error: push to origin/promote/prod/v1.1.0 rejected")
+    assert line.startswith(
+        "Error: origin refused the push to promote/prod/v1.1.0: pre-receive hook declined; "
+        "promotion branches are frozen."
+    )
     assert "kept on local branch promote/prod/v1.1.0" in line
     assert github.requests == []
     assert git(world.work, "rev-parse", "--verify", "-q", "promote/prod/v1.1.0")

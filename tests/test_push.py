@@ -125,3 +125,22 @@ def test_reapplied_edit_keeps_components_that_were_already_there(world: World) -
     assert [c.component for c in result.plan.changes] == ["board-api"]
     assert origin_head(world) == world.head()
     assert git(world.work, "log", "-1", "--format=%s") == "promote(dev): board-api v1.0.0 → v1.1.0"
+
+
+def test_a_server_side_refusal_is_reported_with_its_reason_and_not_retried(world: World) -> None:
+    from wealist.errors import GitError
+
+    hook = world.origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'main is protected: changes go through a pull request' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    log: list[str] = []
+    with pytest.raises(GitError) as caught:
+        promote(world.work, PromotionRequest(env="dev", tag="v1.1.0", push=True), log.append)
+    commit = world.head()
+    assert caught.value.message == (
+        "origin refused the push to main: pre-receive hook declined; main is protected: changes go "
+        f"through a pull request. Your promotion {commit[:10]} is committed on main, not pushed: "
+        "push it when the remote accepts it"
+    )
+    assert log == []  # no "origin/main moved", no retry
+    assert "promote(dev)" in git(world.work, "log", "-1", "--format=%s")

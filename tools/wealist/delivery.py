@@ -221,15 +221,17 @@ def push_direct(
     retry = intent.retargeted({c.component: c.new for c in result.plan.changes})
     expected = {c.component: c.old for c in result.plan.changes}
     for attempt in range(1, PUSH_ATTEMPTS + 1):
+        kept = f"Your promotion {result.commit and result.commit[:10]} is committed on {branch}, not pushed"
         try:
             repo.push(remote, "HEAD", branch)
             return dataclasses.replace(result, pushed=True)
         except PushRejected:
             if attempt == PUSH_ATTEMPTS:
                 raise RefusedError(
-                    f"{remote}/{branch} kept moving; gave up after {attempt} attempts. Your promotion "
-                    f"{result.commit and result.commit[:10]} is committed on {branch}, not pushed"
+                    f"{remote}/{branch} kept moving; gave up after {attempt} attempts. {kept}"
                 ) from None
+        except GitError as exc:  # refused by the server, or it could not be reached: say what stays
+            raise type(exc)(f"{exc.message}. {kept}: push it when the remote accepts it") from None
         time.sleep(min(2.0, 0.2 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
         upstream = f"{remote}/{branch}"
         repo.fetch(remote, branch)

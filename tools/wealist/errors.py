@@ -46,7 +46,8 @@ class GitError(WealistError):
 
 
 class PushRejected(GitError):
-    """The remote did not accept the push (it moved, or refuses it)."""
+    """The remote branch moved since it was fetched (a compare-and-swap lost); a refusal by the
+    server itself is a plain GitError carrying its reason."""
 
 
 class ForgeError(WealistError):

@@ -388,9 +388,16 @@ class GitRepo:
             self._repo.git.execute(args)
         except GitCommandError as exc:
             output = f"{exc.stdout}\n{exc.stderr}"
-            if "rejected" in output or "fetch first" in output:
+            # Only "[rejected] (fetch first | non-fast-forward | stale info)" means the branch moved;
+            # "[remote rejected]" is the server saying no (a hook, a protected branch): no retry helps.
+            if "[rejected]" in output and any(why in output for why in _MOVED):
                 raise PushRejected(f"push to {remote}/{branch} rejected: {_push_reason(output)}") from exc
+            if "rejected]" in output:
+                raise GitError(f"{remote} refused the push to {branch}: {_push_reason(output)}") from exc
             raise GitError(f"git push failed: {_git_message(exc)}") from exc
+
+
+_MOVED = ("(fetch first)", "(non-fast-forward)", "(stale info)")
 
 
 def _push_reason(output: str) -> str:
@@ -399,7 +406,8 @@ def _push_reason(output: str) -> str:
     for line in output.replace("\\n", "\n").splitlines():
         line = line.strip().removeprefix("stderr:").removeprefix("stdout:").strip().strip("'").strip()
         if line.startswith("!") and "[" in line:
-            reasons.append(line.rsplit("\t", 1)[-1].strip())
+            status = line.rsplit("\t", 1)[-1].strip()  # "[remote rejected] (pre-receive hook declined)"
+            reasons.append(status.partition("] (")[2].removesuffix(")") or status)
         elif line.startswith("remote:") and line.removeprefix("remote:").strip():
             reasons.append(line.removeprefix("remote:").strip())
     return "; ".join(dict.fromkeys(reasons)) or "the remote refused it"
