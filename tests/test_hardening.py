@@ -17,8 +17,7 @@ from conftest import Snapshot, World, git, kubectl_versions
 from wealist.config import parse_config
 from wealist.errors import ConfigError, RefusedError
 from wealist.plan import PromotionRequest
-from wealist.promote import promote
-from wealist.rollback import rollback
+from wealist.promote import promote, rollback
 from wealist.validate import validate
 
 DEV = "overlays/dev/kustomization.yaml"

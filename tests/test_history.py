@@ -11,8 +11,7 @@ from wealist.gitrepo import GitRepo
 from wealist.history import promotions, status
 from wealist.images import ImageRef
 from wealist.plan import PromotionRequest
-from wealist.promote import promote
-from wealist.rollback import rollback
+from wealist.promote import promote, rollback
 
 DEV = "overlays/dev/kustomization.yaml"
 DIGEST = "sha256:" + "d1" * 32

@@ -213,12 +213,12 @@ def test_long_diffs_are_truncated_to_githubs_body_limit() -> None:
     from wealist.delivery import pull_request_body
     from wealist.forge import BODY_LIMIT
     from wealist.images import ImageRef
-    from wealist.plan import Change, Plan
+    from wealist.plan import Base, Change, Plan
 
     plan = Plan(
         env=Environment("prod", "pull-request"),
         delivery="pull-request",
-        head="a" * 40,
+        base=Base("a" * 40),
         changes=(
             Change("board-api", "wealist/board-api", "wealist/board-api", ImageRef("v1"), ImageRef("v2")),
         ),

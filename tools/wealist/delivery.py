@@ -21,7 +21,7 @@ from .files import write_if_changed
 from .gitrepo import GitRepo
 from .history import overlay_images
 from .images import ImageRef
-from .plan import Intent, Log, Plan, make_plan
+from .plan import Base, Intent, Log, Plan, make_plan
 from .verify import verify_render
 
 PUSH_ATTEMPTS = 5
@@ -58,13 +58,14 @@ class PromotionResult:
             ],
             "unchanged": list(plan.unchanged),
             "forced": list(plan.forced),
+            "planned_on": {"ref": plan.base.name, "commit": plan.head},
             "commit": self.commit,
             "branch": self.branch,
             "pushed": self.pushed,
             "pull_request": self.pull_request,
             "compare_url": self.compare_url,
             "diff": self.diff,
-            "notes": self.notes,
+            "notes": [*plan.base.notes, *self.notes],
         }
 
 
@@ -116,23 +117,56 @@ def remote_branch(repo: GitRepo) -> tuple[str, str]:
     return upstream
 
 
-def publish_base(repo: GitRepo, delivery: str, target: tuple[str, str]) -> str:
-    """Fetch the remote branch; the commit a published promotion is planned on.
+def planning_base(
+    repo: GitRepo, cfg: Config, intent: Intent, target: tuple[str, str] | None, fetch: bool
+) -> Base:
+    """The commit a promotion is planned on; the dry run (``fetch`` False: it only reads) and the
+    real run decide it the same way, so they plan the same thing.
 
-    A pull request is planned on the remote tip, so it holds only the promotion whatever the local
-    branch has; a direct push refuses to publish unpushed local commits along with it.
-    """
+    A pull request is planned on the remote branch, so it holds only the promotion whatever the
+    local branch has; a direct push refuses to publish unpushed local commits along with it."""
+    if target is None:
+        return Base(repo.head())
     remote, branch = target
-    repo.fetch(remote, branch)
-    if delivery == "pull-request":
-        return repo.rev(f"{remote}/{branch}")
-    ahead = repo.count(f"{remote}/{branch}..HEAD")
+    upstream = f"{remote}/{branch}"
+    if fetch:
+        repo.fetch(remote, branch)
+        sha = repo.rev(upstream)
+    else:
+        sha = repo.remote_tip(remote, branch)
+    if intent.delivery == "pull-request":
+        return Base(sha, upstream, _differences(repo, cfg, intent, sha, upstream))
+    ahead = repo.count(f"{sha}..HEAD")
     if ahead:
         raise RefusedError(
             f"{branch} has {ahead} unpushed commit(s): push or drop them first, so that --push "
             "publishes only the promotion"
         )
-    return repo.head()
+    return Base(repo.head())
+
+
+def _differences(repo: GitRepo, cfg: Config, intent: Intent, sha: str, upstream: str) -> tuple[str, ...]:
+    """Why a plan on ``upstream`` may not be what the user sees: overlays it reads that differ
+    from the checked-out ones (typically an unpushed promotion of the source environment)."""
+    if sha == repo.head():
+        return ()
+    envs = dict.fromkeys(e for e in (intent.env, intent.source, cfg.previous(intent.env)) if e)
+    differing = [
+        e.name
+        for e in envs
+        if repo.show(sha, str(e.kustomization)) != repo.show("HEAD", str(e.kustomization))
+    ]
+    if not differing:
+        return ()
+    ahead = repo.count(f"{sha}..HEAD")
+    return (
+        f"planned on {upstream}, not on your branch: {' and '.join(differing)} differ there "
+        f"({ahead} local commit(s) not on {upstream}); push them first to promote what you see",
+    )
+
+
+def _overlay(repo: GitRepo, rev: str, env: Environment) -> str | None:
+    return repo.show(rev, str(env.kustomization))
 
 
 def commit_plan(repo: GitRepo, plan: Plan) -> str:
@@ -200,9 +234,9 @@ def committed_as_planned(repo: GitRepo, plan: Plan, commit: str) -> str | None:
     return None
 
 
-def plan_verify_commit(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> PromotionResult:
-    """Plan on ``head``, prove it by rendering, commit it: the first attempt and every retry."""
-    plan = make_plan(repo, cfg, intent, head)
+def plan_verify_commit(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> PromotionResult:
+    """Plan on ``base``, prove it by rendering, commit it: the first attempt and every retry."""
+    plan = make_plan(repo, cfg, intent, base)
     if not plan.changes:
         return PromotionResult(plan=plan)
     check = verify_render(repo, plan)
@@ -218,7 +252,7 @@ def push_direct(
     (compare-and-swap: refused if the environment no longer runs what the plan said) and retry
     with backoff."""
     remote, branch = target
-    retry = intent.retargeted({c.component: c.new for c in result.plan.changes})
+    retry = intent.retargeted({c.component: c.new for c in result.plan.changes}, result.plan.rollback_of)
     expected = {c.component: c.old for c in result.plan.changes}
     for attempt in range(1, PUSH_ATTEMPTS + 1):
         kept = f"Your promotion {result.commit and result.commit[:10]} is committed on {branch}, not pushed"
@@ -240,7 +274,7 @@ def push_direct(
         own = repo.head()
         repo.move_head_keeping_changes(upstream)
         try:
-            again = plan_verify_commit(repo, cfg, retry, repo.head())
+            again = plan_verify_commit(repo, cfg, retry, Base(repo.head()))
         except BaseException:
             repo.move_head_keeping_changes(own)  # put the user's branch back on their commit
             raise

@@ -374,6 +374,17 @@ class GitRepo:
         if paths:
             self._run("reset", "-q", parent, "--", *paths)
 
+    def remote_tip(self, remote: str, branch: str) -> str:
+        """The commit ``remote``'s ``branch`` is at now, its objects fetched but no ref written
+        (a dry run must plan on what the real run will fetch, and change nothing)."""
+        heads = self.remote_heads(remote, f"refs/heads/{branch}")
+        if branch not in heads:
+            raise GitError(f"{remote} has no branch {branch}")
+        if not self.has_commit(heads[branch]):
+            # An empty --refmap stops git's opportunistic update of refs/remotes/REMOTE/BRANCH.
+            self._run("fetch", "-q", "--no-write-fetch-head", "--refmap=", remote, f"refs/heads/{branch}")
+        return heads[branch]
+
     def fetch(self, remote: str, branch: str) -> None:
         self._run("fetch", "-q", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
 

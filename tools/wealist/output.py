@@ -44,7 +44,10 @@ def print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) -
     plan = result.plan
     if fmt == "json":
         click.echo(json.dumps(result.as_json(dry_run), indent=2))
-    elif not plan.changes:
+        return
+    for note in plan.base.notes:
+        log(f"note: {note}")
+    if not plan.changes:
         unchanged = ", ".join(plan.unchanged)
         click.echo(f"Nothing to do: {plan.env.name} already runs {unchanged} at the requested version.")
     else:
@@ -65,7 +68,7 @@ def _print_plan(result: PromotionResult, dry_run: bool) -> None:
     ]
     head = "Would" if dry_run else "Plan:"
     verb = "roll back" if plan.rollback_of else "promote"
-    click.echo(f"{head} {verb} {plan.env.name} ({plan.delivery}) on {plan.head[:10]}:")
+    click.echo(f"{head} {verb} {plan.env.name} ({plan.delivery}) on {plan.base.name} ({plan.head[:10]}):")
     table(rows, indent="  ")
     for reason in plan.forced:
         click.echo(click.style(f"  forced: {reason}", fg="yellow"), color=color())
@@ -80,8 +83,7 @@ def _print_dry_run(result: PromotionResult, push: bool) -> None:
     if plan.delivery == "pull-request":
         click.echo(
             f"Dry run: would commit {plan.path} on a new branch {plan.branch_name()} (git worktree, "
-            "git commit), git push it and open a pull request; nothing changed. Planned on HEAD: the "
-            "real run fetches and plans on the remote branch."
+            "git commit), git push it and open a pull request; nothing changed."
         )
     else:
         pushing = " and git push" if push else ""

@@ -13,6 +13,7 @@ from .gitrepo import GitRepo
 from .history import TrailerSet, overlay_images, promotions
 from .images import ImageRef, malformed, parse_ref, show
 from .kustomization import ImageEntry, read_images, set_images
+from .rollback import rollback_targets
 
 Log = Callable[[str], None]
 DELIVERIES = ("direct", "pull-request")
@@ -31,6 +32,18 @@ class PromotionRequest:
     dry_run: bool = False
     push: bool = False
     delivery: str | None = None  # overrides promotion.yaml
+    rollback: bool = False  # back to ``rollback_to``, or undo the environment's last promotion
+    rollback_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Base:
+    """The commit a promotion is planned on, how to name it to the user, and why it may differ
+    from what the user sees in the work tree."""
+
+    sha: str
+    name: str = "HEAD"
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,30 +55,29 @@ class Intent:
     delivery: str
     ref: ImageRef | None  # --tag
     source: Environment | None  # --from
-    targets: dict[str, ImageRef] | None  # given explicitly (rollback, a retry)
-    rollback_of: str | None
+    targets: dict[str, ImageRef] | None  # given explicitly (a push retry)
+    rollback: bool
+    rollback_to: ImageRef | None
+    rollback_of: str | None  # the promotion a retried rollback undoes
     force: bool
     reason: str | None
     push: bool
     dry_run: bool
 
-    def retargeted(self, targets: dict[str, ImageRef]) -> Intent:
-        """The same intent with explicit targets, for exactly those components (a push retry)."""
+    def retargeted(self, targets: dict[str, ImageRef], rollback_of: str | None) -> Intent:
+        """The same edit again, for exactly those components (a push retry on a moved remote)."""
         comps = tuple(c for c in self.components if c.name in targets)
-        return dataclasses.replace(self, targets=targets, components=comps)
+        return dataclasses.replace(
+            self, targets=targets, components=comps, rollback=False, rollback_of=rollback_of
+        )
 
 
-def resolve(
-    cfg: Config,
-    req: PromotionRequest,
-    targets: dict[str, ImageRef] | None = None,
-    rollback_of: str | None = None,
-) -> Intent:
-    """Usage errors (exit 2), before anything is read from git. ``targets`` replaces --tag/--from."""
+def resolve(cfg: Config, req: PromotionRequest) -> Intent:
+    """Usage errors (exit 2), before anything is read from git."""
     env = cfg.env(req.env)
     comps = cfg.select(req.components)
     ref = source = None
-    if targets is None:
+    if not req.rollback:
         if (req.tag is None) == (req.source_env is None):
             raise UsageError("give exactly one of --tag TAG or --from ENV")
         if req.tag is not None:
@@ -82,8 +94,10 @@ def resolve(
         delivery=req.delivery or env.delivery,
         ref=ref,
         source=source,
-        targets=targets,
-        rollback_of=rollback_of,
+        targets=None,
+        rollback=req.rollback,
+        rollback_to=parse_ref(req.rollback_to) if req.rollback_to is not None else None,
+        rollback_of=None,
         force=req.force,
         reason=req.message,
         push=req.push,
@@ -112,7 +126,7 @@ class Plan:
 
     env: Environment
     delivery: str
-    head: str
+    base: Base
     changes: tuple[Change, ...]
     unchanged: tuple[str, ...]
     source_env: str | None
@@ -121,6 +135,10 @@ class Plan:
     rollback_of: str | None
     new_text: str
     old_text: str  # the overlay at ``head``
+
+    @property
+    def head(self) -> str:
+        return self.base.sha
 
     @property
     def path(self) -> str:
@@ -157,20 +175,21 @@ class Plan:
         return f"promote/{self.env.name}/{tags[0] if len(tags) == 1 else '-'.join(tags)}"
 
 
-def make_plan(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> Plan:
-    """What promoting ``intent`` on commit ``head`` changes, with the order guard's evidence.
+def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
+    """What promoting ``intent`` on commit ``base`` changes, with the order guard's evidence.
 
     Long because it reads the overlay, resolves targets and applies the order guard in one pass over the
     components."""
     env = intent.env
+    head = base.sha
     current_text = repo.show(head, str(env.kustomization))
     if current_text is None:
         raise ConfigError(f"{env.kustomization} does not exist at {head[:10]}")
     current = read_images(current_text, str(env.kustomization))
-    targets = _targets(repo, intent, head)
+    components, targets, rollback_of = _targets(repo, intent, head)
     changes: list[Change] = []
     unchanged = []
-    for comp in intent.components:
+    for comp in components:
         entry = current.get(comp.image)
         if entry is None:
             raise ConfigError(
@@ -184,7 +203,7 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> Plan:
 
     forced: tuple[str, ...] = ()
     previous = cfg.previous(env)
-    if changes and previous is not None and intent.rollback_of is None:
+    if changes and previous is not None and rollback_of is None:
         changes, violations = _order_guard(repo, previous, changes, head)
         if violations and not intent.force:
             raise RefusedError(
@@ -198,23 +217,35 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, head: str) -> Plan:
     return Plan(
         env=env,
         delivery=intent.delivery,
-        head=head,
+        base=base,
         changes=tuple(changes),
         unchanged=tuple(unchanged),
         source_env=intent.source.name if intent.source else None,
         forced=forced,
         reason=intent.reason,
-        rollback_of=intent.rollback_of,
+        rollback_of=rollback_of,
         new_text=new_text,
         old_text=current_text,
     )
 
 
-def _targets(repo: GitRepo, intent: Intent, head: str) -> dict[str, ImageRef]:
+def _targets(
+    repo: GitRepo, intent: Intent, head: str
+) -> tuple[tuple[Component, ...], dict[str, ImageRef], str | None]:
+    """The components that move, where to, and the promotion a rollback undoes."""
     if intent.targets is not None:
-        return intent.targets
+        return intent.components, intent.targets, intent.rollback_of
+    if intent.rollback:
+        selected = {c.name for c in intent.components}
+        targets, undone = rollback_targets(repo, intent.env, selected, intent.rollback_to, head)
+        return tuple(c for c in intent.components if c.name in targets), targets, undone
     if intent.ref is not None:
-        return {c.name: intent.ref for c in intent.components}
+        return intent.components, {c.name: intent.ref for c in intent.components}, None
+    return intent.components, _copied(repo, intent, head), None
+
+
+def _copied(repo: GitRepo, intent: Intent, head: str) -> dict[str, ImageRef]:
+    """--from: what the source environment runs at ``head``."""
     assert intent.source is not None
     entries = overlay_images(repo, intent.source, head)
     targets = {}

@@ -7,6 +7,7 @@ what is committed, whatever else the user has uncommitted.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from . import transaction
@@ -16,30 +17,24 @@ from .delivery import (
     check_clean,
     deliver_pull_request,
     plan_verify_commit,
-    publish_base,
+    planning_base,
     push_direct,
     remote_branch,
 )
 from .gitrepo import GitRepo
-from .images import ImageRef
 from .plan import Log, PromotionRequest, make_plan, resolve
 from .verify import verify_render
 
 
-def promote(
-    root: Path,
-    req: PromotionRequest,
-    log: Log,
-    targets: dict[str, ImageRef] | None = None,
-    rollback_of: str | None = None,
-) -> PromotionResult:
-    """Promote as ``req`` asks (or to explicit ``targets``, for a rollback of ``rollback_of``)."""
+def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
+    """Promote (or roll back) as ``req`` asks."""
     repo = GitRepo(root)
     cfg = load_config(repo.root)
-    intent = resolve(cfg, req, targets, rollback_of)
+    intent = resolve(cfg, req)
+    target = remote_branch(repo) if intent.push or intent.delivery == "pull-request" else None
     if intent.dry_run:
-        # Reads only: no lock, no journal, no scratch directory inside .git.
-        plan = make_plan(repo, cfg, intent, repo.head())
+        # Reads only: no lock, no journal, no fetch, no scratch directory inside .git.
+        plan = make_plan(repo, cfg, intent, planning_base(repo, cfg, intent, target, fetch=False))
         diff = verify_render(repo, plan, locked=False).diff if plan.changes else ""
         return PromotionResult(plan=plan, diff=diff)
 
@@ -48,16 +43,21 @@ def promote(
             log(lock.recovered)
         repo.identity()
         check_clean(repo, intent.env, intent.delivery)
-        target = remote_branch(repo) if intent.push or intent.delivery == "pull-request" else None
-        head = publish_base(repo, intent.delivery, target) if target else repo.head()
+        base = planning_base(repo, cfg, intent, target, fetch=True)
         if intent.delivery == "pull-request":
             assert target is not None
-            plan = make_plan(repo, cfg, intent, head)
+            plan = make_plan(repo, cfg, intent, base)
             if not plan.changes:
                 return PromotionResult(plan=plan)
             check = verify_render(repo, plan)
             return deliver_pull_request(repo, cfg, plan, check.diff, target, log)
-        result = plan_verify_commit(repo, cfg, intent, head)
+        result = plan_verify_commit(repo, cfg, intent, base)
         if target is not None and result.commit is not None:
             result = push_direct(repo, cfg, intent, result, target, log)
         return result
+
+
+def rollback(root: Path, req: PromotionRequest, to: str | None, log: Log) -> PromotionResult:
+    """Roll ``req.env`` back, to ``to`` (a reference that ran there) or undoing its last promotion:
+    a new promotion found in the environment's own history at the commit it is planned on."""
+    return promote(root, dataclasses.replace(req, rollback=True, rollback_to=to), log)

@@ -52,7 +52,8 @@ def diffs_against_ref(root: Path, env_names: list[str], base: str) -> dict[str, 
 
 
 def diff_against_env(root: Path, env_name: str, source: str) -> str:
-    """What ``--from SOURCE`` would change in ``env_name``: a dry-run promotion, guard not applied."""
-    request = PromotionRequest(env=env_name, source_env=source, dry_run=True, force=True)
+    """What ``--from SOURCE`` would change in ``env_name`` on the checked-out commit: a dry-run
+    promotion (direct, so it is planned on HEAD, not on the remote), guard not applied."""
+    request = PromotionRequest(env=env_name, source_env=source, dry_run=True, force=True, delivery="direct")
     result = promote(root, request, lambda _msg: None)
     return result.diff

@@ -82,7 +82,7 @@ def rollback_cmd(
 ) -> None:
     """Return an environment to an earlier state with a new commit (history is never rewritten)."""
     from ..plan import PromotionRequest
-    from ..rollback import rollback
+    from ..promote import rollback
 
     request = PromotionRequest(
         env=env, components=components, message=message, dry_run=dry_run, push=push, delivery=delivery
