@@ -114,6 +114,15 @@ def test_read_images_reports_tag_digest_and_new_name() -> None:
         ("images:\n  - name: b\n    newTag: v1\n", "no images: entry for a"),
         ("images: [1, 2]\n", "list of mappings"),
         ("images:\n  - name: a\n   newTag: [\n", "not valid YAML"),
+        ("images:\n  - name: a\n    newTag: &t v1\n  - name: b\n    newTag: *t\n", "anchor or alias"),
+        ("images:\n  - name: b\n    newTag: &t v1\n  - name: a\n    newTag: *t\n", "anchor or alias"),
+        ("images:\n  - name: a\n    newTag: *nowhere\n", "not valid YAML: found undefined alias"),
+        (
+            "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else 'x'] * 10)}]\n" for i in range(7))
+            + "images:\n  - name: a\n    newTag: v1\n",
+            "aliases expand to more than 100000 nodes",
+        ),
+        ("a: " + "[" * 3000 + "]" * 3000 + "\nimages: []\n", "nests too deeply to read"),
     ],
 )
 def test_refuses_what_it_cannot_edit_safely(source: str, message: str) -> None:
@@ -133,3 +142,41 @@ def test_write_if_changed_is_atomic_and_skips_identical_content(tmp_path: Path) 
     assert path.stat().st_ino != inode  # replaced by rename, never written in place
     assert path.stat().st_mode & 0o777 == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kustomization.yaml"]
+
+
+# Forms from the test suites of kustomize, Argo CD Image Updater and Flux image automation that the
+# editor got wrong before (hardening pass): each edit is asserted on the whole file.
+@pytest.mark.parametrize(
+    ("before", "ref", "after"),
+    [
+        (  # `kustomize edit set image` writes digest first; a tag-only promotion removes it
+            f"images:\n- digest: {DIGEST}\n  name: a\n  newTag: v1\n- name: b\n  newTag: v1\n",
+            ImageRef("v2"),
+            "images:\n- name: a\n  newTag: v2\n- name: b\n  newTag: v1\n",
+        ),
+        (  # ... and a pinned promotion replaces it in place
+            f"images:\n- digest: {DIGEST}\n  name: a\n  newTag: v1\n",
+            ImageRef("v2", "sha256:" + "cd" * 32),
+            f"images:\n- digest: sha256:{'cd' * 32}\n  name: a\n  newTag: v2\n",
+        ),
+        (  # an empty newTag: gets its value after the colon, the comment kept
+            "images:\n  - name: a\n    newTag:  # set by CI\n",
+            ImageRef("v2"),
+            "images:\n  - name: a\n    newTag: v2  # set by CI\n",
+        ),
+        (  # a tab before a comment is valid for kustomize's Go YAML: kept as it is
+            "---\t# header\nimages:\n  - name: a\n    newTag: v1\t# pinned by hand\n",
+            ImageRef("v2"),
+            "---\t# header\nimages:\n  - name: a\n    newTag: v2\t# pinned by hand\n",
+        ),
+    ],
+)
+def test_forms_other_tools_write(before: str, ref: ImageRef, after: str) -> None:
+    assert set_images(before, {"a": ref}) == after
+    assert read_images(after)["a"].ref == ref
+
+
+def test_digest_first_followed_by_a_comment_is_refused_not_mangled() -> None:
+    source = f"images:\n- digest: {DIGEST}\n  # why\n  name: a\n  newTag: v1\n"
+    with pytest.raises(ConfigError, match="starts with digest: and is not followed by its next key"):
+        set_images(source, {"a": ImageRef("v2")})

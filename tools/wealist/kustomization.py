@@ -31,6 +31,18 @@ class ImageEntry:
         return self.new_name or self.name
 
 
+# A document whose aliases expand past this many nodes is refused: comparing the overlay before
+# and after an edit expands aliases, and a "billion laughs" would hold the lock for hours.
+MAX_EXPANDED_NODES = 100_000
+
+
+def _parse_view(text: str) -> str:
+    """``text`` as the parser sees it: a tab before a comment (``v1\t# note``, valid for Go's YAML
+    and kustomize) becomes a space, which ruamel accepts. Same length, so every position the parser
+    reports is a position in ``text``, and the splice edits the original bytes."""
+    return text.replace("\t#", " #")
+
+
 @functools.lru_cache(maxsize=8)
 def _load_rt(text: str, source: str) -> Any:
     """The round-trip parse (with positions), shared by reading and editing the same text.
@@ -38,10 +50,40 @@ def _load_rt(text: str, source: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    view = _parse_view(text)
     try:
-        return YAML(typ="rt").load(text)
+        if "&" in view:
+            _check_expansion(YAML(typ="rt").compose(view), source)
+        return YAML(typ="rt").load(view)
     except YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{source} nests too deeply to read") from None
+
+
+def _check_expansion(root: Any, source: str) -> None:
+    """Refuse a document whose aliases expand to more than MAX_EXPANDED_NODES nodes (counted on
+    the composed graph, where an alias is the anchored node itself, so counting never expands)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once instead of looping
+        children = node.value if isinstance(node.value, list) else []
+        total = 1
+        for child in children:
+            for part in child if isinstance(child, tuple) else (child,):
+                total = min(total + size(part), MAX_EXPANDED_NODES + 1)
+        sizes[id(node)] = total
+        return total
+
+    if root is not None and size(root) > MAX_EXPANDED_NODES:
+        raise ConfigError(
+            f"{source}: its YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes; refusing to "
+            "read it (write the values out)"
+        )
 
 
 def _entries(doc: Any, source: str) -> list[Any]:
@@ -90,13 +132,14 @@ def set_images(text: str, changes: Mapping[str, ImageRef], source: str = "kustom
             raise ConfigError(
                 f"{source}: the images: entry for {image} is in flow style; write it in block style"
             )
-        edits += _scalar_edits(text, line_starts, entry, "newTag", ref.tag, after="name")
+        edits += _scalar_edits(text, line_starts, entry, "newTag", ref.tag, after="name", source=source)
         if ref.digest:
             anchor = "newTag" if "newTag" in entry else "name"
-            edits += _scalar_edits(text, line_starts, entry, "digest", ref.digest, after=anchor)
+            edits += _scalar_edits(
+                text, line_starts, entry, "digest", ref.digest, after=anchor, source=source
+            )
         elif "digest" in entry:
-            line = entry.lc.key("digest")[0]
-            edits.append(_Edit(line_starts[line], line_starts[line + 1], ""))
+            edits.append(_removal(text, line_starts, entry, "digest", source))
 
     new_text = text
     # Back to front, so earlier offsets stay valid; insertions at one offset keep their order.
@@ -107,12 +150,35 @@ def set_images(text: str, changes: Mapping[str, ImageRef], source: str = "kustom
     return new_text
 
 
+def _removal(text: str, line_starts: list[int], entry: Any, key: str, source: str) -> _Edit:
+    """Remove ``key: value`` from a block entry. When it is the entry's first key (``- digest: …``,
+    as `kustomize edit set image` writes it), the ``- `` stays and the next key moves up to it."""
+    line, col = entry.lc.key(key)
+    start, next_start = line_starts[line], line_starts[line + 1] if line + 1 < len(line_starts) else len(text)
+    if not text[start : start + col].rstrip().endswith("-"):
+        return _Edit(start, next_start, "")
+    following = text[next_start : next_start + col + 1]
+    if len(following) != col + 1 or following[:col].strip() or following[col] in " #\r\n":
+        raise ConfigError(
+            f"{source}: the images: entry for {entry['name']} starts with {key}: and is not followed "
+            "by its next key; put name: first"
+        )
+    return _Edit(start + col, next_start + col, "")
+
+
 def _check_splice(text: str, new_text: str, changes: Mapping[str, ImageRef], source: str) -> None:
     """The splice must have changed exactly what was asked and nothing else. The original's parse is
     the cached round-trip one; the result is read back with the lighter plain loader."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
-    before, after = _load_rt(text, source), YAML(typ="safe").load(new_text)
+    before = _load_rt(text, source)
+    try:
+        after = YAML(typ="safe").load(_parse_view(new_text))
+    except YAMLError as exc:
+        raise ConfigError(
+            f"{source}: the edit did not come out as valid YAML ({describe_yaml_error(exc)}); edit it by hand"
+        ) from None
     expected = []
     for entry in before["images"]:
         ref = changes.get(entry["name"])
@@ -140,11 +206,24 @@ def _line_starts(text: str) -> list[int]:
 
 
 def _scalar_edits(
-    text: str, line_starts: list[int], entry: Any, key: str, value: str, after: str
+    text: str, line_starts: list[int], entry: Any, key: str, value: str, after: str, source: str
 ) -> list[_Edit]:
+    if key in entry and entry[key] is None:  # `newTag:` with no value: write it after the colon
+        line, col = entry.lc.key(key)
+        colon = line_starts[line] + col + len(key)
+        if text[colon : colon + 1] != ":":
+            raise ConfigError(
+                f"the images: entry for {entry['name']} spells {key} unusually; edit it by hand"
+            )
+        return [_Edit(colon + 1, colon + 1, f" {_plain(value)}")]
     if key in entry:
         line, col = entry.lc.value(key)
         start = line_starts[line] + col
+        if text[start : start + 1] in ("&", "*"):
+            raise ConfigError(
+                f"{source}: the images: entry for {entry['name']} gives {key} through a YAML anchor or "
+                "alias; write the value itself"
+            )
         end = _scalar_end(text, start)
         old = text[start:end]
         quote = old[0] if old[:1] in ("'", '"') else ""
@@ -163,8 +242,8 @@ def _scalar_end(text: str, start: int) -> int:
     if text[start] in ("'", '"'):
         close = text.find(text[start], start + 1)
         return close + 1 if 0 < close <= line_end else line_end
-    comment = text.find(" #", start, line_end)
-    end = comment if comment != -1 else line_end
+    comment = _parse_view(text[start:line_end]).find(" #")
+    end = start + comment if comment != -1 else line_end
     return len(text[start:end].rstrip()) + start
 
 
