@@ -188,3 +188,22 @@ def test_an_inserted_line_keeps_the_files_line_endings() -> None:
     digest = "sha256:" + "a" * 64
     result = set_images(source, {"wealist/board-api": ImageRef("v2", digest)})
     assert result == f"images:\r\n  - name: wealist/board-api\r\n    newTag: v2\r\n    digest: {digest}\r\n"
+
+
+def test_symbolic_links_anywhere_in_the_tree_break_nothing(world: World) -> None:
+    (world.work / "docs").mkdir(exist_ok=True)
+    os.symlink("/etc/hostname", world.work / "docs" / "absolute")
+    os.symlink("../../outside", world.work / "docs" / "outside")
+    world.commit_all("links as people commit them")
+    dry = promote(world.work, PromotionRequest(env="dev", tag="v2.0.0", dry_run=True), quiet)
+    assert "board-api:v2.0.0" in dry.diff
+    done = promote(world.work, PromotionRequest(env="dev", tag="v2.0.0"), quiet)
+    assert done.commit == world.head()
+    diff = subprocess.run(
+        [WEALIST, "diff", "--env", "dev", "--base", "HEAD~1"], cwd=world.work, capture_output=True, text=True
+    )
+    assert diff.returncode == 0 and "board-api:v2.0.0" in diff.stdout, diff.stderr
+    report = validate(world.work)  # the CI gate reads the tree too
+    assert report.ok, [str(f) for f in report.findings]
+    # The copy that later promotions render from keeps the links as git stores them.
+    assert os.readlink(world.work / ".git" / "wealist" / "render" / "docs" / "absolute") == "/etc/hostname"

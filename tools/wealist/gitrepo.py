@@ -248,7 +248,7 @@ class GitRepo:
         from the work tree."""
         data = self._run_bytes("archive", "--format=tar", rev, *(["--", *paths] if paths else []))
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(dest, filter="data")
+            tar.extractall(dest, filter=_as_git_stores)
 
     def log(self, *args: str, with_paths: bool = False) -> list[LogEntry]:
         """Commits as LogEntry (``args`` select them, e.g. a grep or a range); ``with_paths`` also
@@ -437,3 +437,13 @@ def _git_message(exc: Exception) -> str:
         if line.startswith(("fatal:", "error:")):
             return line.split(":", 1)[1].strip()
     return lines[-1] if lines else f"exit status {getattr(exc, 'status', '?')}"
+
+
+def _as_git_stores(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """Files and directories as the "data" filter allows them; a symbolic link exactly as git
+    stores it, absolute or pointing out of the tree (the "data" filter refuses those, and one such
+    link anywhere would break every render). git never stores a path below a link, so nothing is
+    written through one; kustomize itself refuses to load files outside a kustomization's root."""
+    if member.issym():
+        return member
+    return tarfile.data_filter(member, dest)

@@ -10,6 +10,7 @@ half-way leaves no marker and the next one rebuilds.
 from __future__ import annotations
 
 import shutil
+import tarfile
 from pathlib import Path
 
 from .files import write_if_changed
@@ -54,11 +55,14 @@ class TreeCopy:
         if changes is None:
             return False  # the old tree is gone (gc): rebuild
         changed = []
-        for status, path in changes:
-            if status == "D":
-                (self.root / path).unlink(missing_ok=True)
-            else:
-                changed.append(path)
-        if changed:
-            self._repo.archive(new, self.root, changed)
+        try:
+            for status, path in changes:
+                if status == "D":
+                    (self.root / path).unlink(missing_ok=True)
+                else:
+                    changed.append(path)
+            if changed:
+                self._repo.archive(new, self.root, changed)
+        except (OSError, tarfile.TarError):
+            return False  # e.g. a directory became a link: rebuild
         return True
