@@ -203,7 +203,8 @@ class FakeGitHub:
     """Plays the few pull-request endpoints on 127.0.0.1 and records every request it receives.
 
     ``fail`` maps "METHOD /path-prefix" to a status code to answer instead; ``delay`` stalls every
-    answer (to test time-outs). Open pull requests are kept per head branch, so a second promotion
+    answer and ``trickle`` sends bodies a byte at a time (to test time-outs). Open pull requests are
+    kept per head branch, so a second promotion
     of the same branch finds and updates the first.
     """
 
@@ -217,6 +218,7 @@ class FakeGitHub:
         self.routes: dict[tuple[str, str], tuple[int, object]] = {}  # exact answers, checked first
         self.redirect: str | None = None  # where a 3xx answer points (Location)
         self.raw: bytes | None = None  # an answer that is not JSON, for every request
+        self.trickle = 0.0  # send the body one byte per this many seconds
         self.pulls: dict[str, dict] = {}
         self.comments: list[dict] = []
         fake = self
@@ -244,7 +246,13 @@ class FakeGitHub:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if fake.trickle:
+                        for byte in data:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(fake.trickle)
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

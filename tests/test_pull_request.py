@@ -151,6 +151,63 @@ def test_forge_timeout(dev_released: World, github: FakeGitHub, monkeypatch: pyt
         promote(dev_released.work, PromotionRequest(env="prod", source_env="dev"), lambda _m: None)
 
 
+def test_a_server_trickling_its_answer_is_cut_off_at_the_call_deadline(
+    dev_released: World, github: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from wealist import forge
+    from wealist.errors import ForgeError
+
+    monkeypatch.setattr(forge, "CALL_DEADLINE_SECONDS", 1.0)
+    github.trickle = 0.2  # each read gets a byte well within the per-read timeout
+    started = time.monotonic()
+    with pytest.raises(ForgeError) as caught:
+        promote(dev_released.work, PromotionRequest(env="prod", source_env="dev"), lambda _m: None)
+    assert time.monotonic() - started < 15  # the promotion itself takes a few seconds here
+    assert caught.value.message.startswith(
+        "GitHub API POST /repos/wealist/wealist-gitops/pulls did not finish answering within 1s (it "
+        "may have taken effect: look before retrying). Branch promote/prod/v1.1.0 is pushed and kept"
+    )
+
+
+@pytest.mark.parametrize(
+    ("route", "answer", "said"),
+    [
+        (
+            ("POST", "/repos/wealist/wealist-gitops/pulls"),
+            (201, None),
+            "POST /repos/wealist/wealist-gitops/pulls answered without a usable 'number'",
+        ),
+        (("POST", "/repos/wealist/wealist-gitops/pulls"), (201, {}), "without a usable 'number'"),
+        (
+            ("POST", "/repos/wealist/wealist-gitops/pulls"),
+            (201, {"number": "x"}),
+            "without a usable 'number'",
+        ),
+        (
+            ("POST", "/repos/wealist/wealist-gitops/pulls"),
+            (201, {"number": 7}),
+            "without a usable 'html_url'",
+        ),
+        (
+            ("GET", "/repos/wealist/wealist-gitops/pulls?head=wealist%3Apromote%2Fprod%2Fv1.1.0&state=open"),
+            (200, {"message": "odd"}),
+            "GET /repos/wealist/wealist-gitops/pulls answered something that is not a list",
+        ),
+    ],
+)
+def test_odd_forge_answers_are_one_line_and_keep_the_pushed_branch(
+    dev_released: World, github: FakeGitHub, route: tuple[str, str], answer: tuple[int, object], said: str
+) -> None:
+    github.routes[route] = answer
+    proc = cli(dev_released, "--env", "prod", "--from", "dev")
+    assert proc.returncode == 1
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    assert said in line and "unexpected" not in line
+    assert "Branch promote/prod/v1.1.0 is pushed and kept: open the pull request at" in line
+
+
 def test_forge_unreachable(dev_released: World) -> None:
     proc = cli(
         dev_released,

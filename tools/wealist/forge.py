@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +19,8 @@ API_ENV = "GITHUB_API_URL"
 SERVER_ENV = "GITHUB_SERVER_URL"
 DEFAULT_API = "https://api.github.com"
 DEFAULT_SERVER = "https://github.com"
-TIMEOUT_SECONDS = 10.0
+TIMEOUT_SECONDS = 10.0  # per read: how long the server may stay silent
+CALL_DEADLINE_SECONDS = 30.0  # per call, whatever the server does (one byte every few seconds...)
 BODY_LIMIT = 65_536  # GitHub rejects longer pull-request bodies (422)
 
 
@@ -56,8 +58,10 @@ class GitHub:
         repo_path = f"/repos/{self.owner}/{self.name}"
         query = urllib.parse.urlencode({"head": f"{self.owner}:{head}", "state": "open"})
         existing = self._call("GET", f"{repo_path}/pulls?{query}")
-        if isinstance(existing, list) and existing:
-            number = int(existing[0]["number"])
+        if not isinstance(existing, list):
+            raise ForgeError(f"GitHub API GET {repo_path}/pulls answered something that is not a list")
+        if existing:
+            number = _field(existing[0], "number", int, f"GET {repo_path}/pulls")
             data = self._call("PATCH", f"{repo_path}/pulls/{number}", {"title": title, "body": body})
             created = False
         else:
@@ -65,7 +69,10 @@ class GitHub:
                 "POST", f"{repo_path}/pulls", {"title": title, "head": head, "base": base, "body": body}
             )
             created = True
-        pull = PullRequest(number=int(data["number"]), url=str(data["html_url"]), created=created)
+        call = f"{'POST' if created else 'PATCH'} {repo_path}/pulls"
+        pull = PullRequest(
+            number=_field(data, "number", int, call), url=_field(data, "html_url", str, call), created=created
+        )
         if labels:
             # Labels are a convenience: a token that may open pull requests may not label them.
             with contextlib.suppress(ForgeError):
@@ -75,13 +82,16 @@ class GitHub:
     def upsert_comment(self, number: int, marker: str, body: str) -> str:
         """Post ``body`` on pull request ``number``, or edit our earlier comment (found by ``marker``)."""
         repo_path = f"/repos/{self.owner}/{self.name}"
-        comments = self._call("GET", f"{repo_path}/issues/{number}/comments?per_page=100")
-        mine = next((c for c in comments or [] if marker in str(c.get("body", ""))), None)
+        comments = _dicts(self._call("GET", f"{repo_path}/issues/{number}/comments?per_page=100"))
+        mine = next((c for c in comments if marker in str(c.get("body", ""))), None)
         if mine is None:
+            call = f"POST {repo_path}/issues/{number}/comments"
             data = self._call("POST", f"{repo_path}/issues/{number}/comments", {"body": body})
         else:
-            data = self._call("PATCH", f"{repo_path}/issues/comments/{mine['id']}", {"body": body})
-        return str(data["html_url"])
+            comment_id = _field(mine, "id", int, f"GET {repo_path}/issues/{number}/comments")
+            call = f"PATCH {repo_path}/issues/comments/{comment_id}"
+            data = self._call("PATCH", f"{repo_path}/issues/comments/{comment_id}", {"body": body})
+        return _field(data, "html_url", str, call)
 
     def merged_pull_for(self, sha: str) -> int | None:
         """The merged pull request whose merge produced commit ``sha``, or None (a direct push)."""
@@ -95,11 +105,11 @@ class GitHub:
         """(who approved, who requests changes) by each reviewer's latest review; the author's own
         reviews do not count."""
         repo_path = f"/repos/{self.owner}/{self.name}"
-        pull = self._call("GET", f"{repo_path}/pulls/{number}")
-        author = str(((pull or {}).get("user") or {}).get("login", ""))
+        pull = _dicts([self._call("GET", f"{repo_path}/pulls/{number}")])
+        author = str(_user(pull[0]) if pull else "")
         latest: dict[str, str] = {}
-        for review in self._call("GET", f"{repo_path}/pulls/{number}/reviews?per_page=100") or []:
-            login = str((review.get("user") or {}).get("login", ""))
+        for review in _dicts(self._call("GET", f"{repo_path}/pulls/{number}/reviews?per_page=100")):
+            login = _user(review)
             if (
                 login
                 and login != author
@@ -116,6 +126,31 @@ class GitHub:
         return {str(c["sha"]) for c in data or [] if isinstance(c, dict) and "sha" in c}
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        """One API call within CALL_DEADLINE_SECONDS in all: the socket's timeout bounds each read
+        only, so the request runs in a worker thread that is abandoned at the deadline."""
+        outcome: list[Any] = []
+
+        def work() -> None:
+            try:
+                outcome.append((True, self._request(method, path, payload)))
+            except BaseException as exc:  # handed to the caller's thread
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=work, name="github-api", daemon=True)
+        worker.start()
+        worker.join(CALL_DEADLINE_SECONDS)
+        if not outcome:
+            maybe = "" if method == "GET" else " (it may have taken effect: look before retrying)"
+            raise ForgeError(
+                f"GitHub API {method} {path.split('?')[0]} did not finish answering within "
+                f"{CALL_DEADLINE_SECONDS:.0f}s{maybe}"
+            )
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def _request(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         request = urllib.request.Request(
             self.api_url + path,
             method=method,
@@ -170,6 +205,27 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_SameOriginRedirects())
+
+
+def _field(data: Any, key: str, kind: type[Any], call: str) -> Any:
+    """``data[key]`` as ``kind``; an answer without it is the forge's fault, said in one line."""
+    value = data.get(key) if isinstance(data, dict) else None
+    try:
+        if value is None or value == "" or isinstance(value, (dict, list)):
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ForgeError(f"GitHub API {call} answered without a usable {key!r}") from None
+
+
+def _dicts(data: Any) -> list[dict[str, Any]]:
+    """The objects of a list answer (anything else in it, or a non-list answer, is ignored)."""
+    return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
+
+def _user(item: dict[str, Any]) -> str:
+    user = item.get("user")
+    return str(user.get("login", "")) if isinstance(user, dict) else ""
 
 
 def _explain(status: int, raw: bytes, method: str, path: str) -> str:
