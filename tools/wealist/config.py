@@ -207,6 +207,8 @@ def load_config(root: Path) -> Config:
         raise ConfigError(f"{path} not found: is --repo the weAlist GitOps repository?") from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE} is not UTF-8 text (byte {exc.start})") from None
     return parse_config(text)
 
 

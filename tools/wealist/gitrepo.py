@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import GitError, PushRejected, RefusedError
+from .errors import ConfigError, GitError, PushRejected, RefusedError
 
 if TYPE_CHECKING:
     from git import Commit, Repo
@@ -113,7 +113,7 @@ class GitRepo:
             _, kind, _, data = self._repo.git.get_object_data(f"{rev}:{path}")
         except ValueError:
             return None
-        return bytes(data).decode("utf-8") if kind == b"blob" or kind == "blob" else None
+        return _text(bytes(data), rev, path) if kind == b"blob" or kind == "blob" else None
 
     def show_many(self, specs: list[tuple[str, str]]) -> list[str | None]:
         """``show`` for many (rev, path) pairs in one `git cat-file --batch` run: a long history is
@@ -128,7 +128,7 @@ class GitRepo:
             raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
         out, position = proc.stdout, 0
         results: list[str | None] = []
-        for _ in specs:
+        for spec in specs:
             end = out.index(b"\n", position)
             header = out[position:end].split()
             position = end + 1
@@ -138,7 +138,7 @@ class GitRepo:
             size = int(header[2])
             data = out[position : position + size]
             position += size + 1
-            results.append(data.decode("utf-8") if header[1] == b"blob" else None)
+            results.append(_text(data, *spec) if header[1] == b"blob" else None)
         return results
 
     def _commit(self, rev: str) -> Commit:
@@ -447,3 +447,12 @@ def _as_git_stores(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None
     if member.issym():
         return member
     return tarfile.data_filter(member, dest)
+
+
+def _text(data: bytes, rev: str, path: str) -> str:
+    """A blob as text: every file the tool reads from git is YAML, hence UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = rev[:10] if _FULL_SHA.fullmatch(rev) else rev
+        raise ConfigError(f"{path} at {where} is not UTF-8 text (byte {exc.start})") from None

@@ -99,7 +99,10 @@ def with_components(root: Path, overlay: PurePosixPath, components: list[PurePos
             if (root / name).is_dir():
                 shutil.copytree(root / name, Path(tmp) / name, symlinks=True)
         kustomization = Path(tmp) / overlay / "kustomization.yaml"
-        text = kustomization.read_text(encoding="utf-8")
+        try:
+            text = kustomization.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise RenderError(f"{overlay}/kustomization.yaml is not UTF-8 text") from None
         if any(line.startswith("components:") for line in text.splitlines()):
             raise RenderError(
                 f"{overlay}/kustomization.yaml lists components itself: add the cluster's there"

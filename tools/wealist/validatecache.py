@@ -81,19 +81,17 @@ def _hash_inputs(digest: Any, root: Path, files: list[Path]) -> bool:
     the repository (a remote, a path above the root): such a render is never cached."""
     for file in files:
         data = file.read_bytes()
-        if file.name == "kustomization.yaml" and (
-            _REMOTE.search(data.decode(errors="replace")) or _escapes(root, file)
-        ):
-            return False
+        if file.name == "kustomization.yaml":
+            text = data.decode(errors="replace")  # a bad byte is the render's to report, not ours
+            if _REMOTE.search(text) or _escapes(root, file, text):
+                return False
         digest.update(str(file).encode() + b"\0" + hashlib.sha256(data).digest())
     return True
 
 
-def _escapes(root: Path, kustomization: Path) -> bool:
-    """Whether an entry of a kustomization names a path outside the repository."""
-    for match in re.finditer(
-        r"^\s*-\s*(\.\.[^\s#]*)", kustomization.read_text(encoding="utf-8"), re.MULTILINE
-    ):
+def _escapes(root: Path, kustomization: Path, text: str) -> bool:
+    """Whether an entry of a kustomization (``text``) names a path outside the repository."""
+    for match in re.finditer(r"^\s*-\s*(\.\.[^\s#]*)", text, re.MULTILINE):
         target = (kustomization.parent / match.group(1)).resolve()
         if root.resolve() not in (target, *target.parents):
             return True

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..config import Config, Environment, load_config
-from ..errors import RenderError
+from ..errors import ConfigError, RenderError
 from ..render import Object, find_renderer, parse_objects
 from ..validatecache import enabled as cache_enabled
 from ..validatecache import load_render, render_key, store_render
@@ -73,8 +73,12 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
     from ..render import with_components
 
     repo_root = GitRepo(root).root
-    cfg = load_config(repo_root)
     report = Report()
+    try:
+        cfg = load_config(repo_root)
+    except ConfigError as exc:  # a finding like any other: CI still gets its report
+        report.add("config", "promotion.yaml", exc.message)
+        return report
     renderer = find_renderer()
     plan = targets(cfg)
     # Renders of unchanged inputs come from .git/wealist/validate/renders: only the environments
@@ -84,9 +88,10 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
         for t in plan
     ]
     cached = [load_render(repo_root, k) if k else None for k in keys]
+    unrenderable: dict[int, RenderError] = {}  # targets whose render could not even be set up
     with ExitStack() as stack:
         paths = []
-        for target, hit in zip(plan, cached, strict=True):
+        for index, (target, hit) in enumerate(zip(plan, cached, strict=True)):
             if hit is not None:
                 continue
             component = PurePosixPath("components", "clusters", target.flavour) if target.flavour else None
@@ -94,13 +99,18 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
                 report.add("clusters", str(component), "the fleet uses this flavour, but it does not exist")
                 paths.append(repo_root / target.env.overlay)
                 continue
-            paths.append(
-                stack.enter_context(with_components(repo_root, target.env.overlay, [component]))
-                if component
-                else repo_root / target.env.overlay
-            )
+            try:
+                paths.append(
+                    stack.enter_context(with_components(repo_root, target.env.overlay, [component]))
+                    if component
+                    else repo_root / target.env.overlay
+                )
+            except RenderError as exc:
+                unrenderable[index] = exc
         fresh = iter(renderer.build_each(paths))
-    results = [hit if hit is not None else next(fresh) for hit in cached]
+        results = [
+            hit if hit is not None else unrenderable.get(i) or next(fresh) for i, hit in enumerate(cached)
+        ]
     for k, hit, result in zip(keys, cached, results, strict=True):
         if k and hit is None and isinstance(result, str):
             store_render(repo_root, k, result)

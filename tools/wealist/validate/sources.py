@@ -28,7 +28,7 @@ def check_image_tags_in_sources(root: Path, cfg: Config, report: Report) -> None
                 )
     for env in cfg.environments:
         for path in (root / env.overlay).rglob("*.y*ml"):
-            if path != root / env.kustomization and "newTag" in path.read_text(encoding="utf-8"):
+            if path != root / env.kustomization and b"newTag" in path.read_bytes():
                 report.add(
                     "images",
                     str(path.relative_to(root)),
@@ -48,6 +48,9 @@ def check_promotion_config(root: Path, cfg: Config, report: Report) -> None:
             images = read_images(
                 (root / env.kustomization).read_text(encoding="utf-8"), str(env.kustomization)
             )
+        except UnicodeDecodeError:
+            report.add("promotion.yaml", str(env.kustomization), "is not UTF-8 text", env.name)
+            continue
         except (OSError, ConfigError) as exc:
             report.add("promotion.yaml", str(env.kustomization), str(getattr(exc, "message", exc)), env.name)
             continue
