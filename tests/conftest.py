@@ -47,6 +47,10 @@ def hermetic_git(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             # never from the network, into a cache of this session's own.
             "WEALIST_SCHEMA_MIRROR": mirror.url,
             "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache")),
+            # Promotions here name images no registry holds: only the registry tests (which run a
+            # real one) ask; the others promote as --no-verify-image does, recorded in the commit.
+            "WEALIST_NO_VERIFY_IMAGE": "1",
+            "DOCKER_CONFIG": str(tmp_path_factory.mktemp("docker")),  # never the machine's logins
         }
     )
     yield

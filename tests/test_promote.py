@@ -33,7 +33,8 @@ def test_tag_promotion_commits_only_the_overlay_with_readable_trailers(world: Wo
         "Wealist-Image: board-api=k3d-wealist-registry:5000/wealist/board-api:v1.1.0\n"
         "Wealist-Image: frontend=k3d-wealist-registry:5000/wealist/frontend:v1.1.0\n"
         "Wealist-Previous: board-api=k3d-wealist-registry:5000/wealist/board-api:v1.0.0\n"
-        "Wealist-Previous: frontend=k3d-wealist-registry:5000/wealist/frontend:v1.0.0"
+        "Wealist-Previous: frontend=k3d-wealist-registry:5000/wealist/frontend:v1.0.0\n"
+        "Wealist-Image-Unverified: yes"  # these tests run without a registry (conftest)
     )
     assert git(world.work, "status", "--porcelain") == ""
     assert "+        image: k3d-wealist-registry:5000/wealist/board-api:v1.1.0" in result.diff

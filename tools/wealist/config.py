@@ -5,13 +5,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from .registry import Endpoint
 
 CONFIG_FILE = "promotion.yaml"
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?")
 DELIVERIES = ("direct", "pull-request")
 
 
@@ -24,6 +28,7 @@ class Environment:
     deploy_branch: str | None = None  # the branch its Argo CD Applications follow, if not main
     # (component, namespace) for every component of the manifests: each lives in its own
     namespaces: tuple[tuple[str, str], ...] = ()
+    pin: str = "tag"  # "digest": the overlay records the digest the registry gave for the tag
 
     def namespace(self, component: str) -> str:
         """The namespace ``component`` lives in, in this environment."""
@@ -75,6 +80,16 @@ class Forge:
 
 
 @dataclass(frozen=True)
+class RegistryAddress:
+    """Where this machine reaches a registry that the cluster knows by another name (k3d's
+    registry is k3d-wealist-registry:5000 inside the cluster, localhost:5001 outside)."""
+
+    host: str  # as image names in the overlays spell it
+    address: str  # host[:port] to connect to from here
+    plain_http: bool = False  # only for registries listed as such
+
+
+@dataclass(frozen=True)
 class Config:
     """promotion.yaml, parsed and checked."""
 
@@ -82,6 +97,7 @@ class Config:
     components: tuple[Component, ...]
     forge: Forge | None
     clusters: tuple[Cluster, ...] = ()
+    registries: tuple[RegistryAddress, ...] = ()
 
     def env(self, name: str) -> Environment:
         for env in self.environments:
@@ -108,6 +124,12 @@ class Config:
                 return cluster
         known = ", ".join(c.name for c in self.clusters) or "none"
         raise UsageError(f"unknown cluster {name!r} (promotion.yaml has: {known})")
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """Registry host (as image names spell it) -> where this machine reaches it."""
+        from .registry import Endpoint
+
+        return {r.host: Endpoint(r.address, r.plain_http) for r in self.registries}
 
     def select(self, names: tuple[str, ...]) -> tuple[Component, ...]:
         """The named components in promotion.yaml order; all of them when none is named."""
@@ -151,7 +173,28 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     clusters = tuple(_cluster(raw, envs, source) for raw in _list(data, "clusters", source, required=False))
     if len({c.name for c in clusters}) != len(clusters):
         raise ConfigError(f"{source}: cluster names must be unique")
-    return Config(environments=tuple(envs), components=comps, forge=forge, clusters=clusters)
+    registries = _registries(data.get("registries"), source)
+    return Config(
+        environments=tuple(envs), components=comps, forge=forge, clusters=clusters, registries=registries
+    )
+
+
+def _registries(raw: Any, source: str) -> tuple[RegistryAddress, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: registries must map a registry host to its address and protocol")
+    found = []
+    for host, body in raw.items():
+        where = f"{source}: registries.{host}"
+        if not isinstance(body, dict) or set(body) - {"address", "plain-http"}:
+            raise ConfigError(f"{where} must be a mapping with address and plain-http only")
+        address = body.get("address", host)
+        plain = body.get("plain-http", False)
+        if not isinstance(address, str) or not _HOST.fullmatch(address) or not isinstance(plain, bool):
+            raise ConfigError(f"{where}: address must be host[:port] and plain-http true or false")
+        found.append(RegistryAddress(str(host), address, plain))
+    return tuple(found)
 
 
 def _environment(raw: dict[str, Any], prefixes: dict[str, str], source: str) -> Environment:
@@ -170,7 +213,10 @@ def _environment(raw: dict[str, Any], prefixes: dict[str, str], source: str) -> 
     ):
         raise ConfigError(f"{source}: environment {name}: deploy-branch must be a branch name")
     namespaces = tuple((str(c), f"{prefix}-{name}") for c, prefix in prefixes.items())
-    return Environment(name, delivery, deploy_branch, namespaces)
+    pin = raw.get("pin", "tag")
+    if pin not in ("tag", "digest"):
+        raise ConfigError(f"{source}: environment {name}: pin must be tag or digest")
+    return Environment(name, delivery, deploy_branch, namespaces, pin)
 
 
 def _forge(raw: Any, source: str) -> Forge:

@@ -53,11 +53,13 @@ class PromotionResult:
                     "to": str(c.new),
                     "image": c.reference(c.new),
                     "evidence": c.evidence,
+                    "registry": c.registry,
                 }
                 for c in plan.changes
             ],
             "unchanged": list(plan.unchanged),
             "forced": list(plan.forced),
+            "image_verified": plan.image_verified,
             "planned_on": {"ref": plan.base.name, "commit": plan.head},
             "commit": self.commit,
             "branch": self.branch,

@@ -401,14 +401,15 @@ class GitRepo:
             output = f"{exc.stdout}\n{exc.stderr}"
             # Only "[rejected] (fetch first | non-fast-forward | stale info)" means the branch moved;
             # "[remote rejected]" is the server saying no (a hook, a protected branch): no retry helps.
-            if "[rejected]" in output and any(why in output for why in _MOVED):
+            if "rejected]" in output and any(why in output for why in _MOVED):
                 raise PushRejected(f"push to {remote}/{branch} rejected: {_push_reason(output)}") from exc
             if "rejected]" in output:
                 raise GitError(f"{remote} refused the push to {branch}: {_push_reason(output)}") from exc
             raise GitError(f"git push failed: {_git_message(exc)}") from exc
 
 
-_MOVED = ("(fetch first)", "(non-fast-forward)", "(stale info)")
+# "cannot lock ref ... is at X but expected Y": another push won the race inside the server.
+_MOVED = ("(fetch first)", "(non-fast-forward)", "(stale info)", "cannot lock ref", "(failed to update ref)")
 
 
 def _push_reason(output: str) -> str:

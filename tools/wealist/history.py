@@ -17,6 +17,7 @@ PREVIOUS_TRAILER = "Wealist-Previous"
 SOURCE_TRAILER = "Wealist-Source-Env"
 FORCED_TRAILER = "Wealist-Forced"
 ROLLBACK_TRAILER = "Wealist-Rollback-Of"
+UNVERIFIED_TRAILER = "Wealist-Image-Unverified"
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Promotion:
     source_env: str | None = None
     forced: tuple[str, ...] = ()
     rollback_of: str | None = None
+    image_verified: bool = True
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -47,6 +49,7 @@ class Promotion:
             "source_env": self.source_env,
             "forced": list(self.forced),
             "rollback_of": self.rollback_of,
+            "image_verified": self.image_verified,
         }
 
 
@@ -60,6 +63,7 @@ class TrailerSet:
     source_env: str | None = None
     forced: tuple[str, ...] = ()
     rollback_of: str | None = None
+    unverified: bool = False  # --no-verify-image: nobody asked the registry
 
     def render(self) -> str:
         return "\n".join(f"{key}: {value}" for key, value in self.pairs())
@@ -74,6 +78,8 @@ class TrailerSet:
         lines += [f"{FORCED_TRAILER}: {reason}" for reason in self.forced]
         if self.rollback_of:
             lines.append(f"{ROLLBACK_TRAILER}: {self.rollback_of}")
+        if self.unverified:
+            lines.append(f"{UNVERIFIED_TRAILER}: yes")
         return [(key, value.strip()) for key, _, value in (line.partition(": ") for line in lines)]
 
 
@@ -84,6 +90,7 @@ def parse_promotion(entry: LogEntry) -> Promotion | None:
     previous: dict[str, ImageRef | None] = {}
     source = rollback = None
     forced = []
+    verified = True
     for key, value in entry.trailers:
         if key == ENV_TRAILER:
             env = value
@@ -100,6 +107,8 @@ def parse_promotion(entry: LogEntry) -> Promotion | None:
             forced.append(value)
         elif key == ROLLBACK_TRAILER:
             rollback = value
+        elif key == UNVERIFIED_TRAILER:
+            verified = False
     if env is None or not images:
         return None
     return Promotion(
@@ -113,6 +122,7 @@ def parse_promotion(entry: LogEntry) -> Promotion | None:
         source,
         tuple(forced),
         rollback,
+        verified,
     )
 
 

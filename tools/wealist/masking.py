@@ -11,14 +11,26 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.I
 TOKEN_ENV = "GITHUB_TOKEN"
 
 
+_HIDDEN: set[str] = set()  # secrets met at run time (registry passwords, tokens)
+
+
+def hide(secret: str) -> str:
+    """Remember ``secret`` so that ``mask`` removes it from anything printed; returns it."""
+    if len(secret) >= 4:
+        _HIDDEN.add(secret)
+    return secret
+
+
 def mask(text: str) -> str:
-    """``text`` with credentials in URLs and the forge token replaced by ``***``, in every form
-    it may take in a message (as set, trimmed, or escaped the way Python quotes it)."""
+    """``text`` with credentials in URLs, the forge token and every secret passed to ``hide``
+    replaced by ``***``, in every form they may take in a message (as set, trimmed, or escaped
+    the way Python quotes it)."""
     if "://" in text:
         text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
-    for form in _token_forms(os.environ.get(TOKEN_ENV) or ""):
-        if form in text:
-            text = text.replace(form, "***")
+    for secret in (os.environ.get(TOKEN_ENV) or "", *_HIDDEN):
+        for form in _token_forms(secret):
+            if form in text:
+                text = text.replace(form, "***")
     return text
 
 

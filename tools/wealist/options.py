@@ -107,6 +107,13 @@ def delivery_options(func: F) -> F:
                 type=click.Choice(["direct", "pull-request"]),
                 help="Override promotion.yaml: commit here, or branch + pull request.",
             ),
+            click.option(
+                "--no-verify-image",
+                "no_verify_image",
+                is_flag=True,
+                help="Do not ask the registry whether the images exist (the commit records it). "
+                "Also WEALIST_NO_VERIFY_IMAGE=1.",
+            ),
         ]
     ):
         func = decorator(func)

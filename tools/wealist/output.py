@@ -63,8 +63,9 @@ def _print_plan(result: PromotionResult, dry_run: bool) -> None:
 
     plan = result.plan
     default = "rollback" if plan.rollback_of else "first environment" if not plan.forced else "--force"
-    rows = [("COMPONENT", "FROM", "TO", "WHY ALLOWED")] + [
-        (c.component, show(c.old), c.new.short(), c.evidence or default) for c in plan.changes
+    rows = [("COMPONENT", "FROM", "TO", "WHY ALLOWED", "REGISTRY")] + [
+        (c.component, show(c.old), c.new.short(), c.evidence or default, c.registry or "not asked")
+        for c in plan.changes
     ]
     head = "Would" if dry_run else "Plan:"
     verb = "roll back" if plan.rollback_of else "promote"
@@ -72,6 +73,11 @@ def _print_plan(result: PromotionResult, dry_run: bool) -> None:
     table(rows, indent="  ")
     for reason in plan.forced:
         click.echo(click.style(f"  forced: {reason}", fg="yellow"), color=color())
+    if not plan.image_verified:
+        click.echo(
+            click.style("  images not verified in their registry (--no-verify-image; recorded)", fg="yellow"),
+            color=color(),
+        )
     if plan.unchanged:
         click.echo(f"  unchanged: {', '.join(plan.unchanged)}")
     if result.diff:

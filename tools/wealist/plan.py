@@ -4,8 +4,9 @@ order guard's evidence. Reads git; writes nothing."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config import Component, Config, Environment
 from .errors import ConfigError, RefusedError, UsageError
@@ -13,6 +14,7 @@ from .gitrepo import GitRepo
 from .history import TrailerSet, overlay_images, promotions
 from .images import ImageRef, malformed, parse_ref, show
 from .kustomization import ImageEntry, read_images, set_images
+from .registry import NO_VERIFY_ENV, Registry
 from .rollback import rollback_targets
 
 Log = Callable[[str], None]
@@ -34,6 +36,9 @@ class PromotionRequest:
     delivery: str | None = None  # overrides promotion.yaml
     rollback: bool = False  # back to ``rollback_to``, or undo the environment's last promotion
     rollback_to: str | None = None
+    # Ask the registry that every new reference exists (and pin digests where promotion.yaml says);
+    # WEALIST_NO_VERIFY_IMAGE=1 turns it off like --no-verify-image, and the commit records it.
+    verify_image: bool = field(default_factory=lambda: not os.environ.get(NO_VERIFY_ENV))
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Intent:
     reason: str | None
     push: bool
     dry_run: bool
+    registry: Registry | None  # None: --no-verify-image
 
     def retargeted(self, targets: dict[str, ImageRef], rollback_of: str | None) -> Intent:
         """The same edit again, for exactly those components (a push retry on a moved remote)."""
@@ -102,6 +108,7 @@ def resolve(cfg: Config, req: PromotionRequest) -> Intent:
         reason=req.message,
         push=req.push,
         dry_run=req.dry_run,
+        registry=Registry(cfg.endpoints()) if req.verify_image else None,
     )
 
 
@@ -115,6 +122,7 @@ class Change:
     old: ImageRef | None
     new: ImageRef
     evidence: str | None = None  # where the order guard found it
+    registry: str | None = None  # what the registry said about ``new``
 
     def reference(self, ref: ImageRef | None) -> str:
         return f"{self.rendered_name}:{ref}" if ref else self.rendered_name
@@ -135,6 +143,7 @@ class Plan:
     rollback_of: str | None
     new_text: str
     old_text: str  # the overlay at ``head``
+    image_verified: bool = True  # False: --no-verify-image (recorded in a trailer)
 
     @property
     def head(self) -> str:
@@ -168,6 +177,7 @@ class Plan:
             source_env=self.source_env,
             forced=self.forced,
             rollback_of=self.rollback_of,
+            unverified=not self.image_verified,
         )
 
     def branch_name(self) -> str:
@@ -213,6 +223,8 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
             )
         forced = tuple(violations)
 
+    if changes and intent.registry is not None:
+        changes = _checked(intent.registry, env, changes, exact_tag=intent.ref is not None)
     new_text = set_images(current_text, {c.image: c.new for c in changes}, str(env.kustomization))
     return Plan(
         env=env,
@@ -226,6 +238,7 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
         rollback_of=rollback_of,
         new_text=new_text,
         old_text=current_text,
+        image_verified=intent.registry is not None,
     )
 
 
@@ -290,6 +303,32 @@ def _order_guard(
             violations.append(f"{change.component} {change.new.short()} has not run in {previous.name}")
         guarded.append(dataclasses.replace(change, evidence=evidence))
     return guarded, violations
+
+
+def _checked(registry: Registry, env: Environment, changes: list[Change], exact_tag: bool) -> list[Change]:
+    """Every new reference, asked of the registry its rendered name points at. A reference with a
+    digest is asked by digest (what --from and rollback copy must still exist), except a digest
+    the user typed beside a tag, which must be what the tag is now. Where ``env`` pins digests,
+    a tag gets the digest the registry gave (the index digest for a multi-arch image)."""
+
+    def asked(change: Change) -> str:
+        new = change.new
+        return new.digest if new.digest and not exact_tag else new.tag
+
+    checks = registry.check_many([(c.rendered_name, asked(c)) for c in changes])
+    result = []
+    for change in changes:
+        check = checks[(change.rendered_name, asked(change))]
+        new = change.new
+        if new.digest and exact_tag and new.digest != check.digest:
+            raise RefusedError(
+                f"the tag moved: {change.rendered_name}:{new.tag} is {check.digest} in {check.registry} "
+                f"now, not {new.digest}"
+            )
+        if env.pin == "digest" and new.digest is None:
+            new = ImageRef(new.tag, check.digest)
+        result.append(dataclasses.replace(change, new=new, registry=check.describe()))
+    return result
 
 
 def _covers(ran: ImageRef, wanted: ImageRef) -> bool:

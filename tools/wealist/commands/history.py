@@ -78,6 +78,7 @@ def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
         extra = f" from {p.source_env}" if p.source_env else ""
         extra += " (rollback)" if p.rollback_of else ""
         extra += " (forced)" if p.forced else ""
+        extra += " (image not verified)" if not p.image_verified else ""
         lines.append(f"{p.sha[:10]}  {when}  {p.env:<6} {images}{extra}  — {p.author}")
     if lines:
         click.echo("\n".join(lines), color=color())

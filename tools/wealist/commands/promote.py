@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -37,9 +38,13 @@ def promote_cmd(
     dry_run: bool,
     push: bool,
     delivery: str | None,
+    no_verify_image: bool,
     fmt: str,
 ) -> None:
-    """Promote image tags to an environment through a git commit (or a pull request)."""
+    """Promote image tags to an environment through a git commit (or a pull request).
+
+    Every new image is first looked up in its registry (it must exist; where promotion.yaml says
+    `pin: digest` the digest is recorded too)."""
     from ..plan import PromotionRequest
     from ..promote import promote
 
@@ -54,6 +59,8 @@ def promote_cmd(
         push=push,
         delivery=delivery,
     )
+    if no_verify_image:  # otherwise the default: WEALIST_NO_VERIFY_IMAGE, else verify
+        request = dataclasses.replace(request, verify_image=False)
     result = promote(repo, request, log)
     print_result(result, fmt, dry_run, push)
 
@@ -78,6 +85,7 @@ def rollback_cmd(
     dry_run: bool,
     push: bool,
     delivery: str | None,
+    no_verify_image: bool,
     fmt: str,
 ) -> None:
     """Return an environment to an earlier state with a new commit (history is never rewritten)."""
@@ -85,7 +93,14 @@ def rollback_cmd(
     from ..promote import rollback
 
     request = PromotionRequest(
-        env=env, components=components, message=message, dry_run=dry_run, push=push, delivery=delivery
+        env=env,
+        components=components,
+        message=message,
+        dry_run=dry_run,
+        push=push,
+        delivery=delivery,
     )
+    if no_verify_image:
+        request = dataclasses.replace(request, verify_image=False)
     result = rollback(repo, request, to, log)
     print_result(result, fmt, dry_run, push)

@@ -1,0 +1,362 @@
+"""The image registry: does the reference a promotion is about to write exist, and which digest is
+it? Spoken with the OCI distribution API, authenticated the way Docker clients do it.
+
+Only a 404 (MANIFEST_UNKNOWN) proves that an image is missing. Every other failure (401/403 after
+authenticating, 429, 5xx, TLS, network) means "could not verify", and the promotion is refused as
+well: the check fails closed. A ``HEAD`` answers existence and digest without counting against
+Docker Hub's pull limit; a ``GET`` is made only when a registry omits Docker-Content-Digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import ssl
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import RefusedError
+from .masking import hide
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+NO_VERIFY_ENV = "WEALIST_NO_VERIFY_IMAGE"
+DOCKER_HUB = "registry-1.docker.io"
+_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", DOCKER_HUB)
+CALL_DEADLINE_SECONDS = 15.0  # per check, retries and token requests included
+RETRIES = 3  # after a 429 or 5xx
+MAX_RETRY_WAIT = 5.0
+_CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
+
+
+class ImageMissing(RefusedError):
+    """The registry says the image reference does not exist (404)."""
+
+
+class CannotVerify(RefusedError):
+    """The registry could not be asked, or would not say: the check fails closed."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How this machine reaches the registry an image names (promotion.yaml ``registries:``)."""
+
+    address: str  # host[:port] to connect to
+    plain_http: bool = False
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """What the registry said about one reference."""
+
+    image: str  # the rendered name, as the cluster pulls it
+    reference: str  # the tag or digest asked for
+    digest: str  # what it resolves to now (the index digest for a multi-arch image)
+    registry: str  # the host asked
+
+    def describe(self) -> str:
+        return f"exists, digest {self.digest}"
+
+
+def split_image(name: str) -> tuple[str, str]:
+    """(registry host, repository) as Docker resolves an image name: no host means Docker Hub,
+    where a one-part name lives under ``library/``."""
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    if first in ("docker.io", "index.docker.io"):
+        name = rest
+    return DOCKER_HUB, name if "/" in name else f"library/{name}"
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class Registry:
+    """Asks registries about image references; one client per run (tokens are reused)."""
+
+    def __init__(self, endpoints: Mapping[str, Endpoint], docker_config: Path | None = None) -> None:
+        self._endpoints = endpoints
+        self._docker_config = docker_config
+        self._tokens: dict[tuple[str, str], str] = {}  # (host, scope) -> Authorization value
+        self._checked: dict[tuple[str, str], ImageCheck] = {}
+
+    def check_many(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], ImageCheck]:
+        """``check`` for each distinct (image, reference), in parallel; the first refusal, in the
+        order given, is raised (so the message does not depend on which answer came first)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        distinct = list(dict.fromkeys(wanted))
+        with ThreadPoolExecutor(max_workers=min(8, len(distinct)) or 1) as pool:
+            futures = {key: pool.submit(self.check, *key) for key in distinct}
+        return {key: future.result() for key, future in futures.items()}
+
+    def check(self, image: str, reference: str) -> ImageCheck:
+        """The digest ``image``:``reference`` (a tag or a digest) resolves to now; asked once per run."""
+        known = self._checked.get((image, reference))
+        if known is None:
+            known = self._checked[(image, reference)] = self._check(image, reference)
+        return known
+
+    def _check(self, image: str, reference: str) -> ImageCheck:
+        host, repository = split_image(image)
+        endpoint = self._endpoints.get(host, Endpoint(host))
+        path = f"/v2/{repository}/manifests/{reference}"
+        scope = f"repository:{repository}:pull"
+        deadline = time.monotonic() + CALL_DEADLINE_SECONDS
+        answer = self._ask(host, endpoint, "HEAD", path, scope, deadline)
+        where = f"{image}:{reference}" if not reference.startswith("sha256:") else f"{image}@{reference}"
+        if answer.status == 404:
+            raise ImageMissing(f"{where} does not exist in {host} (the registry answered 404)")
+        if answer.status != 200:
+            raise CannotVerify(f"could not verify {where} in {host}: {_status_text(answer)}")
+        digest = answer.headers.get("docker-content-digest")
+        if not digest:  # some registries only send it on GET: hash the manifest itself
+            body = self._ask(host, endpoint, "GET", path, scope, deadline)
+            if body.status != 200:
+                raise CannotVerify(f"could not verify {where} in {host}: {_status_text(body)}")
+            digest = "sha256:" + hashlib.sha256(body.body).hexdigest()
+        return ImageCheck(image, reference, digest, host)
+
+    def _ask(
+        self, host: str, endpoint: Endpoint, method: str, path: str, scope: str, deadline: float
+    ) -> _Answer:
+        """One request with authentication (answering the registry's challenge once) and retries
+        for 429/5xx (honouring Retry-After), all within ``deadline``."""
+        authorization = self._tokens.get((host, scope))
+        challenged = False
+        for attempt in range(RETRIES + 1):
+            answer = _send(endpoint, method, path, authorization, deadline)
+            if answer.status == 401 and not challenged:
+                challenged = True
+                authorization = self._authorize(
+                    host, answer.headers.get("www-authenticate", ""), scope, deadline
+                )
+                self._tokens[(host, scope)] = authorization
+                answer = _send(endpoint, method, path, authorization, deadline)
+            if (answer.status != 429 and answer.status < 500) or attempt == RETRIES:
+                return answer
+            wait = _retry_after(answer.headers.get("retry-after"), attempt)
+            if time.monotonic() + wait > deadline:
+                return answer
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _authorize(self, host: str, challenge: str, scope: str, deadline: float) -> str:
+        """The Authorization value that answers ``challenge`` (Bearer token flow, or Basic)."""
+        scheme, _, params = challenge.strip().partition(" ")
+        credentials = docker_credentials(host, self._docker_config)
+        if scheme.lower() == "basic":
+            if credentials is None or credentials.username is None:
+                raise CannotVerify(f"{host} asks for a login and the Docker config has none for it")
+            pair = f"{credentials.username}:{credentials.secret}".encode()
+            return hide("Basic " + base64.b64encode(pair).decode())
+        if scheme.lower() != "bearer":
+            raise CannotVerify(
+                f"{host} answered 401 without a challenge wealist can answer ({scheme or 'none'})"
+            )
+        fields = dict(_CHALLENGE.findall(params))
+        realm = fields.get("realm")
+        if not realm:
+            raise CannotVerify(f"{host} answered 401 with a Bearer challenge that names no realm")
+        token = _token(realm, fields.get("service"), fields.get("scope") or scope, credentials, deadline)
+        return hide(f"Bearer {token}")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A login for one registry: username and password, or an identity (refresh) token."""
+
+    username: str | None
+    secret: str
+
+
+def docker_credentials(host: str, config_dir: Path | None = None) -> Credentials | None:
+    """The Docker client's login for ``host``: ``credHelpers``/``credsStore`` (through
+    ``docker-credential-<helper> get``), else ``auths`` (``auth`` or ``identitytoken``), from
+    ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``."""
+    folder = config_dir or Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise CannotVerify(f"cannot read the Docker config {folder / 'config.json'}: {exc}") from None
+    keys = _HUB_KEYS if host == DOCKER_HUB else (host, f"https://{host}", f"http://{host}")
+    helpers = config.get("credHelpers") or {}
+    helper = next((helpers[k] for k in keys if k in helpers), None) or config.get("credsStore")
+    if helper:
+        found = _from_helper(str(helper), keys[0])
+        if found is not None:
+            return found
+    auths = config.get("auths") or {}
+    entry = next((auths[k] for k in auths if _auth_key(k) in keys or k in keys), None)
+    if not isinstance(entry, dict):
+        return None
+    if entry.get("identitytoken"):
+        return Credentials(None, hide(str(entry["identitytoken"])))
+    if entry.get("auth"):
+        try:
+            user, _, password = base64.b64decode(str(entry["auth"])).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise CannotVerify(f"the Docker config's auth for {host} is not base64 user:password") from None
+        return Credentials(user, hide(password))
+    return None
+
+
+def _auth_key(key: str) -> str:
+    """A key of ``auths`` as a host: Docker accepts URLs there (``https://host/v1/``)."""
+    return urllib.parse.urlsplit(key).netloc or key if "://" in key else key
+
+
+def _from_helper(helper: str, server: str) -> Credentials | None:
+    program = f"docker-credential-{helper}"
+    try:
+        proc = subprocess.run(
+            [program, "get"], input=server, capture_output=True, text=True, timeout=10, check=False
+        )
+    except FileNotFoundError:
+        raise CannotVerify(
+            f"the Docker config names credential helper {helper}, but {program} is not on PATH"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise CannotVerify(f"{program} get did not answer within 10s") from None
+    if proc.returncode != 0:
+        if "credentials not found" in (proc.stdout + proc.stderr).lower():
+            return None
+        raise CannotVerify(f"{program} get failed (exit {proc.returncode})")  # its output may hold secrets
+    try:
+        data = json.loads(proc.stdout)
+        username, secret = str(data["Username"]), str(data["Secret"])
+    except (ValueError, KeyError, TypeError):
+        raise CannotVerify(f"{program} get answered something that is not its JSON") from None
+    # Docker's convention: the user name "<token>" means the secret is an identity token.
+    return Credentials(None if username == "<token>" else username, hide(secret))
+
+
+def _token(
+    realm: str, service: str | None, scope: str, credentials: Credentials | None, deadline: float
+) -> str:
+    """A registry token from the realm the challenge named: GET with Basic credentials (or
+    anonymously), or POST with an identity token (OAuth2 refresh_token grant), as Docker does."""
+    url = urllib.parse.urlsplit(realm)
+    if url.scheme not in ("https", "http") or not url.netloc:
+        raise CannotVerify(f"the registry's token realm {realm!r} is not an http(s) URL")
+    endpoint = Endpoint(url.netloc, plain_http=url.scheme == "http")
+    query = {k: v for k, v in (("service", service), ("scope", scope)) if v}
+    if credentials is not None and credentials.username is None:
+        form = {
+            **query,
+            "grant_type": "refresh_token",
+            "refresh_token": credentials.secret,
+            "client_id": "wealist",
+        }
+        answer = _send(
+            endpoint, "POST", url.path or "/", None, deadline, urllib.parse.urlencode(form).encode()
+        )
+    else:
+        path = f"{url.path or '/'}?{urllib.parse.urlencode(query)}"
+        basic = None
+        if credentials is not None:
+            pair = f"{credentials.username}:{credentials.secret}".encode()
+            basic = hide("Basic " + base64.b64encode(pair).decode())
+        answer = _send(endpoint, "GET", path, basic, deadline)
+    if answer.status != 200:
+        raise CannotVerify(f"the token service {url.netloc} refused a token: {_status_text(answer)}")
+    try:
+        data = json.loads(answer.body)
+        token = str(data.get("token") or data.get("access_token") or "")
+    except (ValueError, AttributeError):
+        token = ""
+    if not token:
+        raise CannotVerify(f"the token service {url.netloc} answered without a token")
+    return hide(token)
+
+
+def _send(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    authorization: str | None,
+    deadline: float,
+    body: bytes | None = None,
+) -> _Answer:
+    """One HTTP exchange, no redirects followed (a redirect would carry the credentials to
+    another host: it is reported instead), within what is left of ``deadline``.
+
+    Long because each way the exchange can fail (TLS, timeout, network, protocol) is named."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise CannotVerify(f"{endpoint.address} did not answer within {CALL_DEADLINE_SECONDS:.0f}s")
+    conn: http.client.HTTPConnection
+    if endpoint.plain_http:
+        conn = http.client.HTTPConnection(endpoint.address, timeout=remaining)
+    else:
+        conn = http.client.HTTPSConnection(
+            endpoint.address, timeout=remaining, context=ssl.create_default_context()
+        )
+    headers = {"Accept": ", ".join(MANIFEST_TYPES), "User-Agent": "wealist-promote"}
+    if authorization:
+        headers["Authorization"] = authorization
+    if body is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read() if method != "HEAD" else b""
+        answer = _Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+    except ssl.SSLError as exc:
+        raise CannotVerify(f"TLS with {endpoint.address} failed: {exc.reason or exc}") from None
+    except TimeoutError:
+        raise CannotVerify(f"{endpoint.address} did not answer within {CALL_DEADLINE_SECONDS:.0f}s") from None
+    except OSError as exc:
+        raise CannotVerify(f"cannot reach {endpoint.address}: {exc.strerror or exc}") from None
+    except http.client.HTTPException as exc:
+        raise CannotVerify(f"{endpoint.address} broke the HTTP exchange: {exc!r}") from None
+    finally:
+        conn.close()
+    if 300 <= answer.status < 400:
+        target = urllib.parse.urlsplit(answer.headers.get("location", ""))
+        raise CannotVerify(
+            f"{endpoint.address} redirected to {target.netloc or 'elsewhere'}: not followed (it would carry "
+            "the credentials along)"
+        )
+    return answer
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    """Seconds to wait before retrying: the server's Retry-After (seconds), else backoff; capped."""
+    try:
+        wait = float(value) if value is not None else 0.25 * 2**attempt
+    except ValueError:
+        wait = 0.25 * 2**attempt
+    return max(0.0, min(wait, MAX_RETRY_WAIT))
+
+
+def _status_text(answer: _Answer) -> str:
+    """The status and the registry's own error code/message (distribution's JSON error body)."""
+    reasons = {401: "not authorised", 403: "forbidden", 429: "too many requests"}
+    detail = ""
+    try:
+        errors = json.loads(answer.body).get("errors") or []
+        detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
+    except (ValueError, AttributeError):
+        pass
+    reason = reasons.get(answer.status, "server error" if answer.status >= 500 else "unexpected answer")
+    return f"HTTP {answer.status} {reason}" + (f" ({detail})" if detail else "")
