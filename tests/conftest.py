@@ -11,11 +11,15 @@ import hashlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from registryserver import RealRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT.parent / "shared" / "schemas"
@@ -367,3 +371,24 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(Renderer, "build", counting)
     return built
+
+
+@pytest.fixture
+def real_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], RealRegistry]]:
+    """Starts the real docker-registry on 127.0.0.1 (anonymous, basic or token auth); skips with
+    the reason where it is not installed."""
+    from registryserver import RealRegistry, available
+
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    started: list[RealRegistry] = []
+
+    def start(mode: str = "anonymous") -> RealRegistry:
+        server = RealRegistry(tmp_path_factory.mktemp(f"registry-{mode}"), mode)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()

@@ -24,6 +24,7 @@ from typing import Any
 
 BINARY = "docker-registry"
 USER, PASSWORD = "ci-bot", "p@ss:w0rd/with#specials"
+IDENTITY_TOKEN = "identity-token-of-ci-bot-0123456789"  # what `docker login` keeps for OAuth2 realms
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -78,6 +79,15 @@ class TokenServer:
                         return
                     user = USER
                 self._answer(200, {"token": server.token(user, query.get("scope", ""))})
+
+            def do_POST(self) -> None:  # OAuth2: an identity token exchanged for a registry token
+                length = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                server.requests.append({**form, "authorization": self.headers.get("Authorization", "")})
+                if form.get("grant_type") != "refresh_token" or form.get("refresh_token") != IDENTITY_TOKEN:
+                    self._answer(401, {"details": "bad identity token"})
+                    return
+                self._answer(200, {"access_token": server.token(USER, form.get("scope", ""))})
 
             def _answer(self, status: int, body: dict[str, str]) -> None:
                 data = json.dumps(body).encode()

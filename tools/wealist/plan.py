@@ -225,6 +225,9 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
 
     if changes and intent.registry is not None:
         changes = _checked(intent.registry, env, changes, exact_tag=intent.ref is not None)
+        # A tag the environment already runs, pinned to the digest it already has: no change.
+        unchanged += [c.component for c in changes if c.new == c.old]
+        changes = [c for c in changes if c.new != c.old]
     new_text = set_images(current_text, {c.image: c.new for c in changes}, str(env.kustomization))
     return Plan(
         env=env,

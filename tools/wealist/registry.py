@@ -74,10 +74,10 @@ def split_image(name: str) -> tuple[str, str]:
     """(registry host, repository) as Docker resolves an image name: no host means Docker Hub,
     where a one-part name lives under ``library/``."""
     first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        return first, rest
-    if first in ("docker.io", "index.docker.io"):
+    if rest and first in ("docker.io", "index.docker.io", DOCKER_HUB):
         name = rest
+    elif rest and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
     return DOCKER_HUB, name if "/" in name else f"library/{name}"
 
 
@@ -120,8 +120,11 @@ class Registry:
         path = f"/v2/{repository}/manifests/{reference}"
         scope = f"repository:{repository}:pull"
         deadline = time.monotonic() + CALL_DEADLINE_SECONDS
-        answer = self._ask(host, endpoint, "HEAD", path, scope, deadline)
         where = f"{image}:{reference}" if not reference.startswith("sha256:") else f"{image}@{reference}"
+        try:
+            answer = self._ask(host, endpoint, "HEAD", path, scope, deadline)
+        except CannotVerify as exc:
+            raise CannotVerify(f"could not verify {where} in {host}: {exc.message}") from None
         if answer.status == 404:
             raise ImageMissing(f"{where} does not exist in {host} (the registry answered 404)")
         if answer.status != 200:
@@ -161,10 +164,14 @@ class Registry:
     def _authorize(self, host: str, challenge: str, scope: str, deadline: float) -> str:
         """The Authorization value that answers ``challenge`` (Bearer token flow, or Basic)."""
         scheme, _, params = challenge.strip().partition(" ")
-        credentials = docker_credentials(host, self._docker_config)
+        # `docker login` was given the address this machine uses (localhost:5001 for k3d's).
+        address = self._endpoints.get(host, Endpoint(host)).address
+        credentials = docker_credentials(address, self._docker_config)
+        if credentials is None and address != host:
+            credentials = docker_credentials(host, self._docker_config)
         if scheme.lower() == "basic":
             if credentials is None or credentials.username is None:
-                raise CannotVerify(f"{host} asks for a login and the Docker config has none for it")
+                raise CannotVerify(f"it asks for a login and the Docker config has none for {address}")
             pair = f"{credentials.username}:{credentials.secret}".encode()
             return hide("Basic " + base64.b64encode(pair).decode())
         if scheme.lower() != "bearer":
@@ -341,12 +348,12 @@ def _send(
 
 
 def _retry_after(value: str | None, attempt: int) -> float:
-    """Seconds to wait before retrying: the server's Retry-After (seconds), else backoff; capped."""
+    """Seconds to wait before retrying: the server's Retry-After (seconds) as given, so a wait past
+    the deadline is not made at all; else a capped exponential backoff."""
     try:
-        wait = float(value) if value is not None else 0.25 * 2**attempt
+        return max(0.0, float(value)) if value is not None else min(0.25 * 2**attempt, MAX_RETRY_WAIT)
     except ValueError:
-        wait = 0.25 * 2**attempt
-    return max(0.0, min(wait, MAX_RETRY_WAIT))
+        return min(0.25 * 2**attempt, MAX_RETRY_WAIT)
 
 
 def _status_text(answer: _Answer) -> str:
@@ -359,4 +366,6 @@ def _status_text(answer: _Answer) -> str:
     except (ValueError, AttributeError):
         pass
     reason = reasons.get(answer.status, "server error" if answer.status >= 500 else "unexpected answer")
+    if answer.headers.get("retry-after"):
+        detail = "; ".join(d for d in (detail, f"retry after {answer.headers['retry-after']}s") if d)
     return f"HTTP {answer.status} {reason}" + (f" ({detail})" if detail else "")
