@@ -354,3 +354,30 @@ def test_only_404_means_missing(real_registry: Start) -> None:
     registry = real_registry("anonymous")
     with pytest.raises(ImageMissing):
         Registry({"r.test": Endpoint(registry.address, plain_http=True)}).check("r.test/wealist/none", "v1")
+
+
+def test_status_registry_warns_about_moved_and_deleted_tags(checked: tuple[World, RealRegistry]) -> None:
+    world, registry = checked
+    promote(world.work, PromotionRequest(env="dev", tag="v1.1.0"), quiet)
+    promote(world.work, PromotionRequest(env="prod", source_env="dev", delivery="direct"), quiet)
+    registry.push_image("wealist/board-api", "v1.1.0", salt="rebuilt", media_type=DOCKER_V2)  # moves
+    index = registry.push_index("wealist/frontend", "v1.1.0")[0]
+    registry.delete("wealist/frontend", index)  # deleting a manifest removes its tags too
+    proc = subprocess.run(
+        [str(BIN / "wealist"), "status", "--registry", "--format", "json"],
+        cwd=world.work,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    states = {(s["env"], s["component"]): s["state"] for s in json.loads(proc.stdout)["registry"]}
+    assert states == {
+        ("dev", "board-api"): "ok",  # dev follows the tag: it exists
+        ("dev", "frontend"): "missing",
+        ("prod", "board-api"): "moved",  # prod pinned the digest the tag had then
+        ("prod", "frontend"): "missing",
+    }
+    text = subprocess.run(
+        [str(BIN / "wealist"), "status", "--registry"], cwd=world.work, capture_output=True, text=True
+    ).stdout
+    assert "registry: prod board-api v1.1.0: moved: tag v1.1.0 is sha256:" in text

@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import Config, Environment
 from .gitrepo import GitRepo, LogEntry
 from .images import ImageRef, show, split_reference
 from .kustomization import ImageEntry, read_images
+
+if TYPE_CHECKING:
+    from .registry import ImageState
 
 ENV_TRAILER = "Wealist-Env"
 IMAGE_TRAILER = "Wealist-Image"
@@ -248,15 +252,19 @@ class Status:
     components: tuple[str, ...]
     running: dict[str, dict[str, ImageRef | None]]  # env -> component -> ref
     lags: list[str] = field(default_factory=list)
+    images: list[ImageState] | None = None  # with --registry: each running image, as its registry has it
 
     def as_json(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "environments": {
                 env: {comp: (str(ref) if ref else None) for comp, ref in comps.items()}
                 for env, comps in self.running.items()
             },
             "lags": self.lags,
         }
+        if self.images is not None:
+            data["registry"] = [state.as_json() for state in self.images]
+        return data
 
 
 def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
@@ -281,12 +289,28 @@ def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
     )
 
 
-def repository_status(root: Path) -> Status:
-    """``status`` of the repository at ``root`` (its HEAD)."""
+def repository_status(root: Path, ask_registry: bool = False) -> Status:
+    """``status`` of the repository at ``root`` (its HEAD); with ``ask_registry``, whether each
+    running image is still in its registry as pinned (a moved or deleted tag is a warning)."""
+    import dataclasses
+
     from .config import load_config
+    from .registry import Registry, RunningImage, image_states
 
     repo = GitRepo(root)
-    return status(repo, load_config(repo.root))
+    cfg = load_config(repo.root)
+    result = status(repo, cfg)
+    if not ask_registry:
+        return result
+    running = []
+    for env in cfg.environments:
+        entries = overlay_images(repo, env, "HEAD")
+        for comp in cfg.components:
+            entry = entries.get(comp.image)
+            if entry is not None and entry.ref is not None:
+                ref = entry.ref
+                running.append(RunningImage(env.name, comp.name, entry.rendered_name, ref.tag, ref.digest))
+    return dataclasses.replace(result, images=image_states(Registry(cfg.endpoints()), running))
 
 
 def repository_history(root: Path, env: str | None, limit: int) -> list[Promotion | ManualChange]:

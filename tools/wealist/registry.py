@@ -369,3 +369,64 @@ def _status_text(answer: _Answer) -> str:
     if answer.headers.get("retry-after"):
         detail = "; ".join(d for d in (detail, f"retry after {answer.headers['retry-after']}s") if d)
     return f"HTTP {answer.status} {reason}" + (f" ({detail})" if detail else "")
+
+
+@dataclass(frozen=True)
+class RunningImage:
+    """An image reference an environment's overlay holds now."""
+
+    env: str
+    component: str
+    image: str  # rendered name
+    tag: str
+    digest: str | None  # pinned, if the overlay pins one
+
+
+@dataclass(frozen=True)
+class ImageState:
+    """Whether what an environment runs is still in its registry as it was pinned."""
+
+    running: RunningImage
+    state: str  # ok | moved | missing | unknown
+    detail: str
+
+    def as_json(self) -> dict[str, str | None]:
+        r = self.running
+        return {
+            "env": r.env,
+            "component": r.component,
+            "image": r.image,
+            "tag": r.tag,
+            "digest": r.digest,
+            "state": self.state,
+            "detail": self.detail,
+        }
+
+
+def image_states(registry: Registry, running: list[RunningImage]) -> list[ImageState]:
+    """For each running reference: its tag still exists and still has the pinned digest (ok), the
+    tag now names another digest (moved), the tag or the pinned digest is gone (missing), or the
+    registry could not be asked (unknown). Asked in parallel."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(item: RunningImage) -> ImageState:
+        try:
+            now = registry.check(item.image, item.tag)
+        except ImageMissing:
+            return ImageState(item, "missing", f"tag {item.tag} is gone from {split_image(item.image)[0]}")
+        except CannotVerify as exc:
+            return ImageState(item, "unknown", exc.message)
+        if item.digest is None or now.digest == item.digest:
+            return ImageState(item, "ok", now.describe())
+        try:
+            registry.check(item.image, item.digest)
+        except ImageMissing:
+            return ImageState(
+                item, "missing", f"the pinned digest {item.digest} is gone; the tag is {now.digest}"
+            )
+        except CannotVerify as exc:
+            return ImageState(item, "unknown", exc.message)
+        return ImageState(item, "moved", f"tag {item.tag} is {now.digest} now, pinned {item.digest}")
+
+    with ThreadPoolExecutor(max_workers=min(8, len(running)) or 1) as pool:
+        return list(pool.map(one, running))

@@ -17,12 +17,18 @@ if TYPE_CHECKING:
 
 @click.command("status")
 @common_options
+@click.option(
+    "--registry",
+    "ask_registry",
+    is_flag=True,
+    help="Also ask each image's registry whether the running tags still exist with the pinned digests.",
+)
 @format_option
-def status_cmd(repo: Path, fmt: str) -> None:
+def status_cmd(repo: Path, ask_registry: bool, fmt: str) -> None:
     """What every environment runs, and which one lags which."""
     from ..history import repository_status
 
-    result = repository_status(repo)
+    result = repository_status(repo, ask_registry)
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -44,6 +50,18 @@ def _print_status(result: Status) -> None:
         click.echo(click.style(lag, fg="yellow"), color=color())
     if not result.lags:
         click.echo("All environments run the same versions.")
+    if result.images is not None:
+        problems = [i for i in result.images if i.state != "ok"]
+        for item in problems:
+            r = item.running
+            click.echo(
+                click.style(
+                    f"registry: {r.env} {r.component} {r.tag}: {item.state}: {item.detail}", fg="yellow"
+                ),
+                color=color(),
+            )
+        if not problems:
+            click.echo(f"Registry: all {len(result.images)} running images exist as pinned.")
 
 
 @click.command("history")
