@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from registryserver import RealRegistry
+    from registrylab import RealRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT.parent / "shared" / "schemas"
@@ -332,32 +332,6 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
     fake.close()
 
 
-def self_signed_certificate(common_name: str, key_size: int = 2048) -> tuple[object, bytes]:
-    """A key pair like a sealed-secrets controller's: the private key (kept by the test only) and
-    its self-signed certificate, PEM."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert.public_bytes(serialization.Encoding.PEM)
-
-
 def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """From now on, every render of this process is recorded (its directory) in the list returned."""
     from wealist.render import Renderer
@@ -377,7 +351,7 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def real_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], RealRegistry]]:
     """Starts the real docker-registry on 127.0.0.1 (anonymous, basic or token auth); skips with
     the reason where it is not installed."""
-    from registryserver import RealRegistry, available
+    from registrylab import RealRegistry, available
 
     reason = available()
     if reason:

@@ -12,7 +12,8 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import ROOT, SCHEMAS, FakeGitHub, World, git, self_signed_certificate
+from conftest import ROOT, SCHEMAS, FakeGitHub, World, git
+from registrylab import self_signed_certificate
 from wealist.errors import RefusedError
 from wealist.validate import load_crd_schemas, validate
 

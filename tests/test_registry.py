@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Snapshot, World, git
-from registryserver import DOCKER_V2, PASSWORD, USER, RealRegistry, free_port
+from registrylab import DOCKER_V2, PASSWORD, USER, RealRegistry, free_port
 from wealist.plan import PromotionRequest
 from wealist.promote import promote, rollback
 from wealist.registry import CannotVerify, ImageMissing, Registry, docker_credentials, split_image
@@ -195,7 +195,7 @@ def test_basic_and_bearer_logins_authenticate(
 def test_an_identity_token_and_anonymous_pulls_get_bearer_tokens(
     world: World, real_registry: Start, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registryserver import IDENTITY_TOKEN
+    from registrylab import IDENTITY_TOKEN
 
     registry = real_registry("token")
     assert registry.tokens is not None

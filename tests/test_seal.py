@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ruamel.yaml import YAML
 
-from conftest import ROOT, self_signed_certificate
+from conftest import ROOT
+from registrylab import self_signed_certificate
 from wealist.errors import UsageError, WealistError
 from wealist.seal import SealRequest, parse_pairs, seal
 

@@ -11,6 +11,8 @@ Scenarios (each printed with min / median / max and ratios):
      the same pairs there; promotion with 2 vs 6 environments; `wealist validate` against the serial
      sum of the same renders; status and history over 1,000 promotion commits.
   4. memory: peak RSS of a promotion (the Python process; kustomize is a child).
+  5. registry: what asking a real local registry (docker-registry on 127.0.0.1) adds to a promotion
+     of two images: interleaved pairs with and without the check, and the check alone in-process.
 Figures only, no assertions: targets are judged by people reading the output.
 """
 
@@ -37,6 +39,9 @@ GIT_ENV = {
     "GIT_AUTHOR_EMAIL": "bench@example.com",
     "GIT_COMMITTER_NAME": "bench",
     "GIT_COMMITTER_EMAIL": "bench@example.com",
+    # The scenarios below measure the tool without a registry (the images are made up); the registry
+    # scenario turns the check back on against a real local registry.
+    "WEALIST_NO_VERIFY_IMAGE": "1",
 }
 
 
@@ -62,8 +67,8 @@ def repeat(action: Callable[[], object], n: int) -> list[float]:
     return times
 
 
-def timed(cmd: list[str] | str, cwd: Path) -> float:
-    return repeat(lambda: sh(cmd, cwd), 1)[0]
+def timed(cmd: list[str] | str, cwd: Path, env: dict[str, str] | None = None) -> float:
+    return repeat(lambda: sh(cmd, cwd, env), 1)[0]
 
 
 TARGETS: list[tuple[str, float, float, str]] = []  # (what, measured, limit, unit)
@@ -341,6 +346,52 @@ def memory(where: Path) -> None:
     target("peak RSS of a promotion (MiB)", rss_kib / 1024, 80, "MiB")
 
 
+def registry_cost(where: Path, n: int) -> None:
+    """The registry check's cost: promotions with and without it, interleaved, against a real
+    registry on loopback; the median of the per-pair differences."""
+    import registrylab
+    from wealist.registry import Endpoint, Registry
+
+    print("registry (two images, a real docker-registry on 127.0.0.1)")
+    if shutil.which(registrylab.BINARY) is None:
+        print("  skipped: docker-registry is not installed (apt-get install docker-registry)")
+        return
+    server = registrylab.RealRegistry(where / "registry-data", "anonymous")
+    try:
+        tags = ["warmup", *(f"v0.{i}.0" for i in range(n))]
+        for tag in tags:
+            for name in ("wealist/board-api", "wealist/frontend"):
+                server.push_image(name, tag, salt=tag)
+        checked, unchecked = world(REPO, where / "registry")
+        for clone in (checked, unchecked):
+            config = clone / "promotion.yaml"
+            config.write_text(
+                config.read_text().replace("address: localhost:5001", f"address: {server.address}")
+            )
+            sh(["git", "commit", "-qam", "the local registry"], clone)
+        verify = {"WEALIST_NO_VERIFY_IMAGE": ""}
+        sh([str(BIN / "wealist-promote"), "--env", "dev", "--tag", "warmup"], checked, verify)
+        sh([str(BIN / "wealist-promote"), "--env", "dev", "--tag", "warmup"], unchecked)
+        added = []
+        for tag in tags[1:]:
+            with_check = timed([str(BIN / "wealist-promote"), "--env", "dev", "--tag", tag], checked, verify)
+            without = timed([str(BIN / "wealist-promote"), "--env", "dev", "--tag", tag], unchecked)
+            added.append(with_check - without)
+        summary("added per promotion (with check - without, per pair)", added)
+        images = [(f"k3d-wealist-registry:5000/wealist/{c}", "warmup") for c in ("board-api", "frontend")]
+        endpoints = {"k3d-wealist-registry:5000": Endpoint(server.address, plain_http=True)}
+        alone = summary(
+            "the check alone, in-process (fresh client)",
+            repeat(lambda: Registry(endpoints).check_many(images), n),
+        )
+        target(
+            "registry check added to a promotion of 2 images (ms)", statistics.median(added) * 1000, 15, "ms"
+        )
+        target("registry check alone, 2 images (ms)", alone * 1000, 15, "ms")
+    finally:
+        server.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -364,6 +415,7 @@ def main() -> None:
         target("promote, real repository: tool / stack floor", tool_median / stack, 1.15, "x")
         startup(20)
         memory(where)
+        registry_cost(where, args.pairs)
         if not args.quick:
             scale(where, args.pairs, render)
         print_targets()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -64,7 +65,7 @@ def _print_plan(result: PromotionResult, dry_run: bool) -> None:
     plan = result.plan
     default = "rollback" if plan.rollback_of else "first environment" if not plan.forced else "--force"
     rows = [("COMPONENT", "FROM", "TO", "WHY ALLOWED", "REGISTRY")] + [
-        (c.component, show(c.old), c.new.short(), c.evidence or default, c.registry or "not asked")
+        (c.component, show(c.old), c.new.short(), c.evidence or default, _short(c.registry or "not asked"))
         for c in plan.changes
     ]
     head = "Would" if dry_run else "Plan:"
@@ -82,6 +83,11 @@ def _print_plan(result: PromotionResult, dry_run: bool) -> None:
         click.echo(f"  unchanged: {', '.join(plan.unchanged)}")
     if result.diff:
         echo_diff(result.diff)
+
+
+def _short(text: str) -> str:
+    """Digests cut to 12 hex digits for the table (JSON keeps them whole)."""
+    return re.sub(r"(sha256:[0-9a-f]{12})[0-9a-f]{52}", r"\1…", text)
 
 
 def _print_dry_run(result: PromotionResult, push: bool) -> None:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
 import json
 import os
 import re
-import ssl
-import subprocess
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -233,6 +230,8 @@ def _auth_key(key: str) -> str:
 
 
 def _from_helper(helper: str, server: str) -> Credentials | None:
+    import subprocess
+
     program = f"docker-credential-{helper}"
     try:
         proc = subprocess.run(
@@ -308,6 +307,8 @@ def _send(
     another host: it is reported instead), within what is left of ``deadline``.
 
     Long because each way the exchange can fail (TLS, timeout, network, protocol) is named."""
+    import http.client  # imported here: with ssl, they cost more than the rest of a promotion's start
+    import ssl
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise CannotVerify(f"{endpoint.address} did not answer within {CALL_DEADLINE_SECONDS:.0f}s")

@@ -72,7 +72,7 @@ def fetch_all(wanted: tuple[str, ...]) -> Schemas:
             continue
         url = _mirrored(entry.url)
         if unreachable is not None:
-            found.offline.append(f"{entry.name}: not cached, and {unreachable}")
+            found.offline.append(f"{entry.name}: not cached, and not fetched (offline: see above)")
             continue
         try:
             with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:

@@ -1,7 +1,11 @@
-"""The real registry server for the tests: Debian's ``docker-registry`` (distribution 2.8) on
-127.0.0.1, anonymous, with htpasswd Basic auth, or with token auth backed by a small token server
-that issues JWTs the way Docker Hub's does. Images are pushed through the registry's own HTTP API
-(blob uploads, manifest PUTs): single-platform OCI and Docker v2 manifests and a multi-arch index.
+"""A real registry on this machine, for the tests, the demo and the benchmark: Debian's
+``docker-registry`` (distribution 2.8) on 127.0.0.1, anonymous, with htpasswd Basic auth, or with
+token auth backed by a small token server that issues JWTs the way Docker Hub's does. Images are
+pushed through the registry's own HTTP API (blob uploads, manifest PUTs): single-platform OCI and
+Docker v2 manifests and a multi-arch index.
+
+    python tools/registrylab.py serve DIR   # anonymous registry with the demo's images; prints
+                                            # its address, serves until SIGTERM
 """
 
 from __future__ import annotations
@@ -43,6 +47,32 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def self_signed_certificate(common_name: str, key_size: int = 2048) -> tuple[object, bytes]:
+    """A key pair like a sealed-secrets controller's: the private key (kept by the test only) and
+    its self-signed certificate, PEM."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _b64url(data: bytes) -> str:
@@ -135,6 +165,7 @@ class RealRegistry:
     """A running ``docker-registry serve`` in ``mode`` (anonymous, basic or token)."""
 
     def __init__(self, workdir: Path, mode: str) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
         self.mode = mode
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
@@ -148,8 +179,6 @@ class RealRegistry:
             auth = {"htpasswd": {"realm": "wealist-tests", "path": str(workdir / "htpasswd")}}
         elif mode == "token":
             from cryptography.hazmat.primitives import serialization
-
-            from conftest import self_signed_certificate
 
             key, pem = self_signed_certificate("wealist test token issuer")
             (workdir / "token.pem").write_bytes(pem)
@@ -281,3 +310,30 @@ class RealRegistry:
 
     def delete(self, repository: str, digest: str) -> None:
         self._request("DELETE", f"/v2/{repository}/manifests/{digest}", repository)
+
+
+def serve(where: Path) -> None:
+    """The demo's registry: anonymous, holding v1.0.0 and v1.1.0 of both app images (frontend
+    multi-arch); prints its address and serves until SIGTERM."""
+    import signal
+    import sys
+
+    where.mkdir(parents=True, exist_ok=True)
+    registry = RealRegistry(where, "anonymous")
+    try:
+        for tag in ("v1.0.0", "v1.1.0"):
+            registry.push_image("wealist/board-api", tag, media_type=DOCKER_V2)
+            registry.push_index("wealist/frontend", tag)
+        print(registry.address, flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        registry.process.wait()
+    finally:
+        registry.close()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "serve":
+        sys.exit("usage: registrylab.py serve DIR")
+    serve(Path(sys.argv[2]))
