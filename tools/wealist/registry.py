@@ -309,6 +309,7 @@ def _send(
     Long because each way the exchange can fail (TLS, timeout, network, protocol) is named."""
     import http.client  # imported here: with ssl, they cost more than the rest of a promotion's start
     import ssl
+
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise CannotVerify(f"{endpoint.address} did not answer within {CALL_DEADLINE_SECONDS:.0f}s")
