@@ -381,3 +381,26 @@ def test_status_registry_warns_about_moved_and_deleted_tags(checked: tuple[World
         [str(BIN / "wealist"), "status", "--registry"], cwd=world.work, capture_output=True, text=True
     ).stdout
     assert "registry: prod board-api v1.1.0: moved: tag v1.1.0 is sha256:" in text
+
+
+def test_a_redirect_is_not_followed_with_credentials(real_registry: Start) -> None:
+    from wealist.registry import Endpoint
+
+    registry = real_registry("anonymous")
+    proxy = FaultProxy(registry.address)
+    try:
+        proxy.faults = [(307, {"Location": "http://elsewhere.test/v2/x/manifests/v1"})]
+        with pytest.raises(CannotVerify, match="redirected to elsewhere.test: not followed"):
+            Registry({"r.test": Endpoint(proxy.address, plain_http=True)}).check("r.test/x", "v1")
+    finally:
+        proxy.close()
+
+
+def test_docker_hub_logins_are_found_under_the_keys_docker_writes(tmp_path: Path) -> None:
+    auth = base64.b64encode(b"hubuser:hubpass-0123").decode()
+    (tmp_path / "config.json").write_text(
+        json.dumps({"auths": {"https://index.docker.io/v1/": {"auth": auth}}})
+    )
+    found = docker_credentials("registry-1.docker.io", tmp_path)
+    assert found is not None and (found.username, found.secret) == ("hubuser", "hubpass-0123")
+    assert docker_credentials("ghcr.io", tmp_path) is None
