@@ -390,7 +390,7 @@ def test_a_redirect_is_not_followed_with_credentials(real_registry: Start) -> No
     proxy = FaultProxy(registry.address)
     try:
         proxy.faults = [(307, {"Location": "http://elsewhere.test/v2/x/manifests/v1"})]
-        with pytest.raises(CannotVerify, match="redirected to elsewhere.test: not followed"):
+        with pytest.raises(CannotVerify, match=r"redirected to elsewhere\.test: not followed"):
             Registry({"r.test": Endpoint(proxy.address, plain_http=True)}).check("r.test/x", "v1")
     finally:
         proxy.close()
