@@ -366,3 +366,145 @@ def real_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
     yield start
     for server in started:
         server.close()
+
+
+ARGOCD_TOKEN = "argocd-test-token-0123456789"
+
+
+def _strict(definitions: dict) -> dict:
+    """Argo CD's swagger definitions, with unknown properties refused: a stand-in answer with a
+    misspelt field would otherwise pass."""
+    import copy
+
+    strict = copy.deepcopy(definitions)
+    for schema in strict.values():
+        if isinstance(schema, dict) and "properties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+    return strict
+
+
+class FakeArgoCD:
+    """Argo CD's REST API on 127.0.0.1, for what the tool asks: ``GET /api/v1/applications/NAME``.
+
+    Every answer is validated against ``v1alpha1Application`` of Argo CD's own OpenAPI document
+    (``../shared/schemas/argocd-api/swagger.json``) before it is sent; the token and the refresh
+    parameter are checked and recorded. ``apps[name]`` is the sequence of states an application
+    goes through: each plain GET answers the current one, each ``?refresh=normal`` moves to the next
+    (Argo CD compares with git again), as a real server's status changes between calls."""
+
+    def __init__(self) -> None:
+        import http.server
+        import json
+        import threading
+        import urllib.parse
+
+        import jsonschema
+
+        swagger = json.loads((SCHEMAS / "argocd-api" / "swagger.json").read_text())
+        self.validator = jsonschema.Draft4Validator(
+            {"definitions": _strict(swagger["definitions"]), "$ref": "#/definitions/v1alpha1Application"}
+        )
+        self.apps: dict[str, list[dict]] = {}
+        self.requests: list[tuple[str, str]] = []  # (path with query, Authorization)
+        self.invalid: list[str] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urllib.parse.urlsplit(self.path)
+                fake.requests.append((self.path, self.headers.get("Authorization", "")))
+                if self.headers.get("Authorization") != f"Bearer {ARGOCD_TOKEN}":
+                    return self._send(
+                        401, {"error": "invalid session", "code": 16, "message": "invalid session"}
+                    )
+                name = urllib.parse.unquote(url.path.removeprefix("/api/v1/applications/"))
+                states = fake.apps.get(name)
+                if not url.path.startswith("/api/v1/applications/") or not states:
+                    return self._send(404, {"error": "not found", "code": 5, "message": f"{name} not found"})
+                query = dict(urllib.parse.parse_qsl(url.query))
+                if query.get("refresh") == "normal" and len(states) > 1:
+                    states.pop(0)
+                elif query and query != {"refresh": "normal"}:
+                    return self._send(400, {"error": "bad query", "code": 3, "message": url.query})
+                document = states[0]
+                errors = [e.message for e in fake.validator.iter_errors(document)]
+                if errors:
+                    fake.invalid.extend(errors)
+                    return self._send(500, {"error": "the stand-in's document is invalid", "code": 13})
+                self._send(200, document)
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def application(
+    name: str,
+    revision: str,
+    images: list[str],
+    health: str = "Healthy",
+    healthy_since: str = "2026-01-01T00:00:00Z",
+    phase: str = "Succeeded",
+    finished: str | None = "2026-01-01T00:00:00Z",
+    reconciled: str = "2026-01-01T00:01:00Z",
+    operation: bool = False,
+    conditions: tuple[tuple[str, str], ...] = (),
+    resources: tuple[tuple[str, str, str, str], ...] = (),  # kind, name, health, message
+) -> dict:
+    """A ``v1alpha1Application`` as Argo CD's API returns it (the fields the tool reads, and the
+    spec around them)."""
+    state: dict = {"phase": phase, "startedAt": "2026-01-01T00:00:00Z", "message": f"sync {phase.lower()}"}
+    state["operation"] = {"sync": {"revision": revision}}
+    if finished:
+        state["finishedAt"] = finished
+    document: dict = {
+        "metadata": {"name": name, "namespace": "argocd"},
+        "spec": {
+            "project": "wealist-dev",
+            "source": {
+                "repoURL": "https://github.com/wealist/wealist-gitops.git",
+                "path": "overlays/dev",
+                "targetRevision": "main",
+            },
+            "destination": {"name": "in-cluster", "namespace": "board-api-dev"},
+        },
+        "status": {
+            "sync": {"status": "Synced", "revision": revision},
+            "health": {"status": health, "lastTransitionTime": healthy_since},
+            "operationState": state,
+            "reconciledAt": reconciled,
+            "summary": {"images": images},
+            "conditions": [{"type": t, "message": m} for t, m in conditions],
+            "resources": [
+                {"kind": k, "name": n, "namespace": "board-api-dev", "health": {"status": h, "message": msg}}
+                for k, n, h, msg in resources
+            ],
+        },
+    }
+    if operation:
+        document["operation"] = {"sync": {"revision": revision}, "initiatedBy": {"automated": True}}
+    return document
+
+
+@pytest.fixture
+def argocd(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArgoCD]:
+    fake = FakeArgoCD()
+    monkeypatch.setenv("ARGOCD_AUTH_TOKEN", ARGOCD_TOKEN)
+    yield fake
+    fake.close()
+    assert fake.invalid == [], fake.invalid  # every answer the stand-in gave was a valid Application

@@ -98,6 +98,12 @@ class Config:
     forge: Forge | None
     clusters: tuple[Cluster, ...] = ()
     registries: tuple[RegistryAddress, ...] = ()
+    argocd_server: str | None = None  # the health gate asks it; None: the git history guard alone
+
+    def applications(self, env: Environment) -> list[str]:
+        """The Argo CD Applications that run ``env``: one per cluster of the fleet, named as the
+        ApplicationSets in argocd/apps name them (wealist-<env>-<cluster>)."""
+        return [f"wealist-{env.name}-{c.name}" for c in self.clusters if c.environment == env.name]
 
     def env(self, name: str) -> Environment:
         for env in self.environments:
@@ -174,8 +180,24 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     if len({c.name for c in clusters}) != len(clusters):
         raise ConfigError(f"{source}: cluster names must be unique")
     registries = _registries(data.get("registries"), source)
+    argocd = data.get("argocd")
+    # The token goes to this server: TLS, except to this machine itself (a port-forward, the tests).
+    if argocd is not None and not (
+        isinstance(argocd, dict)
+        and set(argocd) == {"server"}
+        and str(argocd["server"]).startswith(("https://", "http://127.0.0.1:", "http://localhost:"))
+    ):
+        raise ConfigError(
+            f"{source}: argocd must be a mapping with server: https://<your Argo CD> "
+            "(plain http only to 127.0.0.1 or localhost)"
+        )
     return Config(
-        environments=tuple(envs), components=comps, forge=forge, clusters=clusters, registries=registries
+        environments=tuple(envs),
+        components=comps,
+        forge=forge,
+        clusters=clusters,
+        registries=registries,
+        argocd_server=str(argocd["server"]) if argocd else None,
     )
 
 

@@ -60,6 +60,7 @@ class PromotionResult:
             "unchanged": list(plan.unchanged),
             "forced": list(plan.forced),
             "image_verified": plan.image_verified,
+            "gate": plan.gate,
             "planned_on": {"ref": plan.base.name, "commit": plan.head},
             "commit": self.commit,
             "branch": self.branch,
@@ -415,6 +416,10 @@ def pull_request_body(plan: Plan, diff: str) -> str:
         + (" (rollback)" if plan.rollback_of else ""),
         "| component | from | to | image | order guard |\n|---|---|---|---|---|\n" + rows,
     ]
+    if plan.gate:
+        parts.append(
+            f"What proved that {plan.source_env or 'the previous environment'} runs it: {plan.gate}."
+        )
     if plan.reason:
         parts.append(f"> {plan.reason.strip()}")
     if plan.forced:

@@ -300,6 +300,20 @@ class GitRepo:
         """The commit of local branch ``name``, or None."""
         return self._run("for-each-ref", "--format=%(objectname)", f"refs/heads/{name}") or None
 
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``descendant`` contains ``ancestor``; False when either is unknown here."""
+        from git import GitCommandError
+
+        if not (self.has_commit(ancestor) and self.has_commit(descendant)):
+            return False
+        try:
+            self._repo.git.execute(["git", "merge-base", "--is-ancestor", ancestor, descendant])
+        except GitCommandError as exc:
+            if exc.status == 1:
+                return False
+            raise GitError(f"git merge-base failed: {_git_message(exc)}") from exc
+        return True
+
     def has_commit(self, sha: str) -> bool:
         try:
             self._commit(sha)

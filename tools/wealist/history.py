@@ -13,6 +13,7 @@ from .images import ImageRef, show, split_reference
 from .kustomization import ImageEntry, read_images
 
 if TYPE_CHECKING:
+    from .argocd import AppState
     from .registry import ImageState
 
 ENV_TRAILER = "Wealist-Env"
@@ -253,6 +254,7 @@ class Status:
     running: dict[str, dict[str, ImageRef | None]]  # env -> component -> ref
     lags: list[str] = field(default_factory=list)
     images: list[ImageState] | None = None  # with --registry: each running image, as its registry has it
+    live: list[LiveApp] | None = None  # with --live: what Argo CD reports per environment and cluster
 
     def as_json(self) -> dict[str, object]:
         data: dict[str, object] = {
@@ -264,7 +266,21 @@ class Status:
         }
         if self.images is not None:
             data["registry"] = [state.as_json() for state in self.images]
+        if self.live is not None:
+            data["live"] = [app.as_json() for app in self.live]
         return data
+
+
+@dataclass(frozen=True)
+class LiveApp:
+    """One Argo CD Application beside what git says its environment runs."""
+
+    env: str
+    state: AppState
+    drift: tuple[str, ...]  # components whose git image is not among the live images
+
+    def as_json(self) -> dict[str, object]:
+        return {"env": self.env, **self.state.as_json(), "drift": list(self.drift)}
 
 
 def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
@@ -289,19 +305,51 @@ def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
     )
 
 
-def repository_status(root: Path, ask_registry: bool = False) -> Status:
+def repository_status(root: Path, ask_registry: bool = False, live: bool = False) -> Status:
     """``status`` of the repository at ``root`` (its HEAD); with ``ask_registry``, whether each
-    running image is still in its registry as pinned (a moved or deleted tag is a warning)."""
+    running image is still in its registry as pinned (a moved or deleted tag is a warning); with
+    ``live``, what Argo CD runs beside it."""
     import dataclasses
 
     from .config import load_config
-    from .registry import Registry, RunningImage, image_states
 
     repo = GitRepo(root)
     cfg = load_config(repo.root)
     result = status(repo, cfg)
-    if not ask_registry:
-        return result
+    if live:
+        result = dataclasses.replace(result, live=live_apps(repo, cfg))
+    if ask_registry:
+        result = dataclasses.replace(result, images=_registry_states(repo, cfg))
+    return result
+
+
+def live_apps(repo: GitRepo, cfg: Config) -> list[LiveApp]:
+    """Every environment's Applications as Argo CD reports them, with a drift mark per component
+    whose image (as git renders it) is not among the live images."""
+    from .argocd import ArgoCD
+    from .errors import ConfigError
+
+    if cfg.argocd_server is None:
+        raise ConfigError("promotion.yaml names no Argo CD (argocd: server:): nothing to ask for --live")
+    argocd = ArgoCD.from_env(cfg.argocd_server)
+    found = []
+    for env in cfg.environments:
+        entries = overlay_images(repo, env, "HEAD")
+        wanted = {
+            c.name: f"{entries[c.image].rendered_name}:{entries[c.image].ref}"
+            for c in cfg.components
+            if c.image in entries and entries[c.image].ref is not None
+        }
+        for app in cfg.applications(env):
+            state = argocd.application(app)
+            drift = tuple(comp for comp, image in wanted.items() if image not in state.images)
+            found.append(LiveApp(env.name, state, drift))
+    return found
+
+
+def _registry_states(repo: GitRepo, cfg: Config) -> list[ImageState]:
+    from .registry import Registry, RunningImage, image_states
+
     running = []
     for env in cfg.environments:
         entries = overlay_images(repo, env, "HEAD")
@@ -310,7 +358,7 @@ def repository_status(root: Path, ask_registry: bool = False) -> Status:
             if entry is not None and entry.ref is not None:
                 ref = entry.ref
                 running.append(RunningImage(env.name, comp.name, entry.rendered_name, ref.tag, ref.digest))
-    return dataclasses.replace(result, images=image_states(Registry(cfg.endpoints()), running))
+    return image_states(Registry(cfg.endpoints()), running)
 
 
 def repository_history(root: Path, env: str | None, limit: int) -> list[Promotion | ManualChange]:

@@ -74,6 +74,8 @@ def _print_plan(result: PromotionResult, dry_run: bool) -> None:
     table(rows, indent="  ")
     for reason in plan.forced:
         click.echo(click.style(f"  forced: {reason}", fg="yellow"), color=color())
+    if plan.gate:
+        click.echo(f"  gate: {plan.gate}")
     if not plan.image_verified:
         click.echo(
             click.style("  images not verified in their registry (--no-verify-image; recorded)", fg="yellow"),

@@ -144,6 +144,7 @@ class Plan:
     new_text: str
     old_text: str  # the overlay at ``head``
     image_verified: bool = True  # False: --no-verify-image (recorded in a trailer)
+    gate: str | None = None  # what proved that the previous environment runs the references
 
     @property
     def head(self) -> str:
@@ -212,9 +213,16 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
             changes.append(Change(comp.name, comp.image, entry.rendered_name, entry.ref, new))
 
     forced: tuple[str, ...] = ()
+    gate = None
     previous = cfg.previous(env)
     if changes and previous is not None and rollback_of is None:
         changes, violations = _order_guard(repo, previous, changes, head)
+        if cfg.argocd_server is None:
+            gate = "git history only: promotion.yaml names no Argo CD to ask"
+        else:
+            changes, problems = _health_gate(repo, cfg, previous, changes, head, intent.force)
+            violations += problems
+            gate = f"Argo CD at {cfg.argocd_server}: {', '.join(cfg.applications(previous))}"
         if violations and not intent.force:
             raise RefusedError(
                 "order guard: "
@@ -242,6 +250,7 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
         new_text=new_text,
         old_text=current_text,
         image_verified=intent.registry is not None,
+        gate=gate,
     )
 
 
@@ -332,6 +341,48 @@ def _checked(registry: Registry, env: Environment, changes: list[Change], exact_
             new = ImageRef(new.tag, check.digest)
         result.append(dataclasses.replace(change, new=new, registry=check.describe()))
     return result
+
+
+def _health_gate(
+    repo: GitRepo, cfg: Config, previous: Environment, changes: list[Change], head: str, force: bool
+) -> tuple[list[Change], list[str]]:
+    """Argo CD must show every Application of ``previous`` running each new reference now, at a
+    revision that contains the commit which put it into ``previous``'s overlay. Returns the changes
+    with the evidence added, and what is wrong (a refusal unless forced)."""
+    import datetime
+
+    from .argocd import ArgoCD, ArgoCDError, gate_problems
+
+    try:
+        argocd = ArgoCD.from_env(str(cfg.argocd_server))
+        apps = cfg.applications(previous)
+        states = [argocd.application(app) for app in apps]
+        # A status older than the last sync may predate it: ask Argo CD to look again, once.
+        states = [argocd.application(s.name, refresh=True) if s.stale() else s for s in states]
+    except ArgoCDError as exc:
+        if not force:
+            raise
+        return changes, [f"Argo CD gate not checked: {exc.message}"]
+    if not apps:
+        return changes, [f"no cluster of the fleet runs {previous.name}: no Application to ask"]
+    running = overlay_images(repo, previous, head)
+    history = promotions(repo, head, env=previous.name)
+    now = datetime.datetime.now(datetime.UTC)
+    result, problems = [], []
+    for change in changes:
+        entry = running.get(change.image)
+        live = f"{entry.rendered_name}:{change.new}" if entry else change.reference(change.new)
+        since = next(
+            (p.sha for p in history if _covers(p.images.get(change.component) or ImageRef(""), change.new)),
+            None,
+        )
+        since = since or next(iter(repo.commits_touching(head, [str(previous.kustomization)])), None)
+        for state in states:
+            contains = bool(state.revision and since and repo.is_ancestor(since, state.revision))
+            problems += [f"{state.name}: {p}" for p in gate_problems(state, live, contains, now)]
+        seen = ", ".join(f"{s.name} Healthy at {(s.revision or '')[:10]}" for s in states)
+        result.append(dataclasses.replace(change, evidence=f"{change.evidence}; Argo CD: {seen}"))
+    return result, list(dict.fromkeys(problems))
 
 
 def _covers(ran: ImageRef, wanted: ImageRef) -> bool:

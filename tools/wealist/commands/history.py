@@ -23,12 +23,17 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Also ask each image's registry whether the running tags still exist with the pinned digests.",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also what Argo CD runs: sync, health, revision, live images, drift from git.",
+)
 @format_option
-def status_cmd(repo: Path, ask_registry: bool, fmt: str) -> None:
+def status_cmd(repo: Path, ask_registry: bool, live: bool, fmt: str) -> None:
     """What every environment runs, and which one lags which."""
     from ..history import repository_status
 
-    result = repository_status(repo, ask_registry)
+    result = repository_status(repo, ask_registry, live)
     if fmt == "json":
         click.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -50,6 +55,14 @@ def _print_status(result: Status) -> None:
         click.echo(click.style(lag, fg="yellow"), color=color())
     if not result.lags:
         click.echo("All environments run the same versions.")
+    for app in result.live or []:
+        state = app.state
+        drift = f"  DRIFT: {', '.join(app.drift)} not live as git says" if app.drift else ""
+        line = (
+            f"argocd: {app.env} {state.name}: {state.sync or '?'}, {state.health or '?'}, "
+            f"at {(state.revision or '?')[:10]}{drift}"
+        )
+        click.echo(click.style(line, fg="yellow") if app.drift else line, color=color())
     if result.images is not None:
         problems = [i for i in result.images if i.state != "ok"]
         for item in problems:
