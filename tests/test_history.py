@@ -122,3 +122,29 @@ def test_audit_shows_hand_edits_of_an_overlay(world: World) -> None:
     assert len(entries) == 3  # and the initial commit; the unrelated change is not listed
     only_dev = audit_log(GitRepo(world.work), load_config(world.work), env="dev", limit=1)
     assert [e.env for e in only_dev] == ["dev"]  # type: ignore[union-attr]
+
+
+def test_a_rolled_back_reference_is_held_until_a_forced_promotion_releases_it(world: World) -> None:
+    from wealist.errors import RefusedError
+    from wealist.history import repository_status
+
+    for tag in ("v1.1.0", "v1.2.0"):
+        promote(world.work, PromotionRequest(env="dev", tag=tag), lambda _m: None)
+    rollback(world.work, PromotionRequest(env="dev"), None, lambda _m: None)  # v1.2.0 -> v1.1.0
+    held = repository_status(world.work).holds
+    assert [(h.env, h.component, str(h.ref)) for h in held] == [
+        ("dev", "board-api", "v1.2.0"),
+        ("dev", "frontend", "v1.2.0"),
+    ]
+    # Automation promoting v1.2.0 again is refused, with how to release the hold.
+    before = world.head()
+    with pytest.raises(RefusedError, match=r"hold: board-api v1\.2\.0 is held in dev since the rollback"):
+        promote(world.work, PromotionRequest(env="dev", tag="v1.2.0"), lambda _m: None)
+    assert world.head() == before
+    promote(world.work, PromotionRequest(env="dev", tag="v1.3.0"), lambda _m: None)  # other tags pass
+    done = promote(
+        world.work, PromotionRequest(env="dev", tag="v1.2.0", force=True, message="fixed"), lambda _m: None
+    )
+    assert done.commit is not None
+    assert "Wealist-Forced: board-api v1.2.0 is held in dev" in git(world.work, "log", "-1", "--format=%B")
+    assert repository_status(world.work).holds == []  # released by the forced promotion

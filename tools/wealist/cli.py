@@ -14,6 +14,7 @@ from collections.abc import Callable
 import click
 
 from .commands.deploy import deploy_approved_cmd
+from .commands.freeze import freeze_cmd, unfreeze_cmd
 from .commands.history import history_cmd, status_cmd
 from .commands.pr_comment import pr_comment_cmd
 from .commands.promote import promote_cmd, rollback_cmd
@@ -42,6 +43,8 @@ for command in (
     deploy_approved_cmd,
     pr_comment_cmd,
     seal_cmd,
+    freeze_cmd,
+    unfreeze_cmd,
 ):
     cli.add_command(command)
 

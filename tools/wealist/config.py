@@ -180,25 +180,30 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     if len({c.name for c in clusters}) != len(clusters):
         raise ConfigError(f"{source}: cluster names must be unique")
     registries = _registries(data.get("registries"), source)
-    argocd = data.get("argocd")
-    # The token goes to this server: TLS, except to this machine itself (a port-forward, the tests).
-    if argocd is not None and not (
-        isinstance(argocd, dict)
-        and set(argocd) == {"server"}
-        and str(argocd["server"]).startswith(("https://", "http://127.0.0.1:", "http://localhost:"))
-    ):
-        raise ConfigError(
-            f"{source}: argocd must be a mapping with server: https://<your Argo CD> "
-            "(plain http only to 127.0.0.1 or localhost)"
-        )
     return Config(
         environments=tuple(envs),
         components=comps,
         forge=forge,
         clusters=clusters,
         registries=registries,
-        argocd_server=str(argocd["server"]) if argocd else None,
+        argocd_server=_argocd(data.get("argocd"), source),
     )
+
+
+def _argocd(raw: Any, source: str) -> str | None:
+    if raw is None:
+        return None
+    # The token goes to this server: TLS, except to this machine itself (a port-forward, the tests).
+    if not (
+        isinstance(raw, dict)
+        and set(raw) == {"server"}
+        and str(raw["server"]).startswith(("https://", "http://127.0.0.1:", "http://localhost:"))
+    ):
+        raise ConfigError(
+            f"{source}: argocd must be a mapping with server: https://<your Argo CD> "
+            "(plain http only to 127.0.0.1 or localhost)"
+        )
+    return str(raw["server"])
 
 
 def _registries(raw: Any, source: str) -> tuple[RegistryAddress, ...]:

@@ -107,19 +107,6 @@ def check_clean(repo: GitRepo, env: Environment, delivery: str) -> None:
         )
 
 
-def remote_branch(repo: GitRepo) -> tuple[str, str]:
-    """The remote branch that promotions publish to: the upstream of the current branch."""
-    branch = repo.branch()
-    if branch is None:
-        raise RefusedError("HEAD is detached: check out the branch that environments are promoted on")
-    upstream = repo.upstream()
-    if upstream is None:
-        raise RefusedError(
-            f"branch {branch} tracks no remote branch: set one with git branch -u origin/{branch}"
-        )
-    return upstream
-
-
 def planning_base(
     repo: GitRepo, cfg: Config, intent: Intent, target: tuple[str, str] | None, fetch: bool
 ) -> Base:

@@ -331,6 +331,18 @@ class GitRepo:
         parts = ref.split("/", 3)
         return (parts[2], parts[3]) if len(parts) == 4 and parts[1] == "remotes" else None
 
+    def push_target(self) -> tuple[str, str]:
+        """(remote, branch) that publishing from here goes to: the current branch's upstream."""
+        branch = self.branch()
+        if branch is None:
+            raise RefusedError("HEAD is detached: check out the branch that environments are promoted on")
+        upstream = self.upstream()
+        if upstream is None:
+            raise RefusedError(
+                f"branch {branch} tracks no remote branch: set one with git branch -u origin/{branch}"
+            )
+        return upstream
+
     def count(self, revision_range: str) -> int:
         return int(self._run("rev-list", "--count", revision_range))
 
@@ -350,6 +362,9 @@ class GitRepo:
         """``git reset --keep``: move the current branch to ``rev``, keeping uncommitted work (git
         refuses if that work would be lost)."""
         self._run("reset", "-q", "--keep", rev)
+
+    def add(self, path: str) -> None:
+        self._run("add", "--", path)
 
     def unstage(self, path: str) -> None:
         """Make the index entry of ``path`` match HEAD again."""

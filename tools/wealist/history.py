@@ -131,6 +131,39 @@ def parse_promotion(entry: LogEntry) -> Promotion | None:
     )
 
 
+@dataclass(frozen=True)
+class Hold:
+    """A reference rolled back from in an environment: automation must not bring it back."""
+
+    env: str
+    component: str
+    ref: ImageRef
+    rollback: str  # the rollback commit
+    date: str
+
+    def describe(self) -> str:
+        return (
+            f"{self.component} {self.ref.short()} is held in {self.env} since the rollback "
+            f"{self.rollback[:10]} ({self.date[:10]}): promote it with --force -m WHY to release the hold"
+        )
+
+
+def holds(history: list[Promotion]) -> list[Hold]:
+    """The references an environment's rollbacks moved away from that no later promotion brought
+    back (``history``: that environment's promotions, newest first)."""
+    released: set[tuple[str, str]] = set()
+    found = []
+    for promo in history:
+        if promo.rollback_of is None:
+            released.update((comp, ref.tag) for comp, ref in promo.images.items())
+            continue
+        for comp, ref in promo.previous.items():
+            if ref is not None and (comp, ref.tag) not in released:
+                found.append(Hold(promo.env, comp, ref, promo.sha, promo.date))
+                released.add((comp, ref.tag))  # one hold per reference: the newest rollback's
+    return found
+
+
 def overlay_path(env: str) -> str:
     """Where an environment's tags live (the one file a promotion of it changes)."""
     return f"overlays/{env}/kustomization.yaml"
@@ -254,6 +287,8 @@ class Status:
     running: dict[str, dict[str, ImageRef | None]]  # env -> component -> ref
     lags: list[str] = field(default_factory=list)
     images: list[ImageState] | None = None  # with --registry: each running image, as its registry has it
+    holds: list[Hold] = field(default_factory=list)
+    freezes: list[str] = field(default_factory=list)  # active and expired, described
     live: list[LiveApp] | None = None  # with --live: what Argo CD reports per environment and cluster
 
     def as_json(self) -> dict[str, object]:
@@ -263,6 +298,11 @@ class Status:
                 for env, comps in self.running.items()
             },
             "lags": self.lags,
+            "freezes": self.freezes,
+            "holds": [
+                {"env": h.env, "component": h.component, "ref": str(h.ref), "rollback": h.rollback}
+                for h in self.holds
+            ],
         }
         if self.images is not None:
             data["registry"] = [state.as_json() for state in self.images]
@@ -300,9 +340,30 @@ def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
         ]
         if behind:
             lags.append(f"{env.name} differs from {prev.name}: " + ", ".join(behind))
+    held = [h for env in cfg.environments for h in holds(promotions(repo, rev, env=env.name))]
+    frozen = _freezes(repo, cfg, rev)
     return Status(
-        tuple(e.name for e in cfg.environments), tuple(c.name for c in cfg.components), running, lags
+        tuple(e.name for e in cfg.environments),
+        tuple(c.name for c in cfg.components),
+        running,
+        lags,
+        holds=held,
+        freezes=frozen,
     )
+
+
+def _freezes(repo: GitRepo, cfg: Config, rev: str) -> list[str]:
+    import datetime
+
+    from .freeze import read_freeze
+
+    now = datetime.datetime.now(datetime.UTC)
+    found = []
+    for env in cfg.environments:
+        record = read_freeze(repo, env.name, rev)
+        if record is not None:
+            found.append(record.describe() + (" (expired: ignored)" if record.expired(now) else ""))
+    return found
 
 
 def repository_status(root: Path, ask_registry: bool = False, live: bool = False) -> Status:

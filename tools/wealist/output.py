@@ -46,7 +46,7 @@ def print_result(result: PromotionResult, fmt: str, dry_run: bool, push: bool) -
     if fmt == "json":
         click.echo(json.dumps(result.as_json(dry_run), indent=2))
         return
-    for note in plan.base.notes:
+    for note in (*plan.base.notes, *plan.notes):
         log(f"note: {note}")
     if not plan.changes:
         unchanged = ", ".join(plan.unchanged)

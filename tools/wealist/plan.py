@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from .config import Component, Config, Environment
 from .errors import ConfigError, RefusedError, UsageError
 from .gitrepo import GitRepo
-from .history import TrailerSet, overlay_images, promotions
+from .history import TrailerSet, holds, overlay_images, promotions
 from .images import ImageRef, malformed, parse_ref, show
 from .kustomization import ImageEntry, read_images, set_images
 from .registry import NO_VERIFY_ENV, Registry
@@ -145,6 +145,7 @@ class Plan:
     old_text: str  # the overlay at ``head``
     image_verified: bool = True  # False: --no-verify-image (recorded in a trailer)
     gate: str | None = None  # what proved that the previous environment runs the references
+    notes: tuple[str, ...] = ()  # worth saying, not refusing (an expired freeze)
 
     @property
     def head(self) -> str:
@@ -214,22 +215,27 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
 
     forced: tuple[str, ...] = ()
     gate = None
+    notes: list[str] = []
     previous = cfg.previous(env)
-    if changes and previous is not None and rollback_of is None:
-        changes, violations = _order_guard(repo, previous, changes, head)
-        if cfg.argocd_server is None:
-            gate = "git history only: promotion.yaml names no Argo CD to ask"
-        else:
-            changes, problems = _health_gate(repo, cfg, previous, changes, head, intent.force)
-            violations += problems
-            gate = f"Argo CD at {cfg.argocd_server}: {', '.join(cfg.applications(previous))}"
-        if violations and not intent.force:
-            raise RefusedError(
-                "order guard: "
-                + "; ".join(violations)
-                + f". Promote to {previous.name} first, or pass --force"
-            )
-        forced = tuple(violations)
+    if changes and rollback_of is None:
+        violations: list[str] = []
+        if previous is not None:
+            changes, violations = _order_guard(repo, previous, changes, head)
+            if cfg.argocd_server is None:
+                gate = "git history only: promotion.yaml names no Argo CD to ask"
+            else:
+                changes, problems = _health_gate(repo, cfg, previous, changes, head, intent.force)
+                violations += problems
+                gate = f"Argo CD at {cfg.argocd_server}: {', '.join(cfg.applications(previous))}"
+        held = _held(repo, env, changes, head)
+        frozen = _frozen(repo, env, head, intent, notes)
+        if (violations or held or frozen) and not intent.force:
+            refusals = [f"frozen: {f}" for f in frozen] + [f"hold: {h}" for h in held]
+            if violations and previous is not None:
+                guard = "; ".join(violations)
+                refusals.append(f"order guard: {guard}. Promote to {previous.name} first, or pass --force")
+            raise RefusedError(". ".join(refusals))
+        forced = tuple(violations + held + frozen)
 
     if changes and intent.registry is not None:
         changes = _checked(intent.registry, env, changes, exact_tag=intent.ref is not None)
@@ -251,6 +257,7 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
         old_text=current_text,
         image_verified=intent.registry is not None,
         gate=gate,
+        notes=tuple(notes),
     )
 
 
@@ -383,6 +390,32 @@ def _health_gate(
         seen = ", ".join(f"{s.name} Healthy at {(s.revision or '')[:10]}" for s in states)
         result.append(dataclasses.replace(change, evidence=f"{change.evidence}; Argo CD: {seen}"))
     return result, list(dict.fromkeys(problems))
+
+
+def _frozen(repo: GitRepo, env: Environment, head: str, intent: Intent, notes: list[str]) -> list[str]:
+    """A freeze of ``env`` refuses the promotion; overriding it takes --force and a reason."""
+    import datetime
+
+    from .freeze import read_freeze
+
+    record = read_freeze(repo, env.name, head)
+    if record is None:
+        return []
+    if record.expired(datetime.datetime.now(datetime.UTC)):
+        notes.append(
+            f"the freeze of {env.name} expired at {record.until}: ignored (wealist unfreeze removes it)"
+        )
+        return []
+    if intent.force and not (intent.reason or "").strip():
+        raise UsageError(f"{record.describe()}: --force needs -m REASON to promote through a freeze")
+    return [f"{record.describe()} (pass --force -m REASON to promote anyway)"]
+
+
+def _held(repo: GitRepo, env: Environment, changes: list[Change], head: str) -> list[str]:
+    """A reference rolled back from in ``env`` stays out until a forced promotion brings it back:
+    automation re-promoting what a person rolled back is exactly what a rollback must survive."""
+    found = {(h.component, h.ref.tag): h for h in holds(promotions(repo, head, env=env.name))}
+    return [found[(c.component, c.new.tag)].describe() for c in changes if (c.component, c.new.tag) in found]
 
 
 def _covers(ran: ImageRef, wanted: ImageRef) -> bool:

@@ -19,7 +19,6 @@ from .delivery import (
     plan_verify_commit,
     planning_base,
     push_direct,
-    remote_branch,
 )
 from .gitrepo import GitRepo
 from .plan import Log, PromotionRequest, make_plan, resolve
@@ -31,7 +30,7 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
     repo = GitRepo(root)
     cfg = load_config(repo.root)
     intent = resolve(cfg, req)
-    target = remote_branch(repo) if intent.push or intent.delivery == "pull-request" else None
+    target = repo.push_target() if intent.push or intent.delivery == "pull-request" else None
     if intent.dry_run:
         # Reads only: no lock, no journal, no fetch, no scratch directory inside .git.
         plan = make_plan(repo, cfg, intent, planning_base(repo, cfg, intent, target, fetch=False))

@@ -3,7 +3,7 @@ commit that does not touch the manifests) answers from ``.git/wealist/validate/`
 rendering and checking again.
 
 The key is the content of every file a render or a check may read (promotion.yaml, base/,
-overlays/, components/, clusters/, argocd/, the k3d config, the --crds directory), the tool's
+overlays/, components/, clusters/, argocd/, freezes/, the k3d config, the --crds directory), the tool's
 version, the renderer's identity (its path, size and modification time, so an upgrade is a miss)
 and the recorded schema sums. A repository whose kustomizations reach outside it (a remote or a
 path above the root) is never cached, nor is a report that skipped checks (the network may be back
@@ -20,7 +20,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
-INPUT_DIRS = ("base", "overlays", "components", "clusters", "argocd")
+INPUT_DIRS = ("base", "overlays", "components", "clusters", "argocd", "freezes")
 INPUT_FILES = ("promotion.yaml", "tools/local-cluster/k3d.yaml")
 KEEP = 8  # reports kept; older ones are removed
 # A kustomization entry that is a URL or a remote git repository: not an input we can hash.

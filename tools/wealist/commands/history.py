@@ -55,6 +55,10 @@ def _print_status(result: Status) -> None:
         click.echo(click.style(lag, fg="yellow"), color=color())
     if not result.lags:
         click.echo("All environments run the same versions.")
+    for frozen in result.freezes:
+        click.echo(click.style(f"freeze: {frozen}", fg="red"), color=color())
+    for hold in result.holds:
+        click.echo(click.style(f"hold: {hold.describe()}", fg="yellow"), color=color())
     for app in result.live or []:
         state = app.state
         drift = f"  DRIFT: {', '.join(app.drift)} not live as git says" if app.drift else ""

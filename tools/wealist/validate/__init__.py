@@ -23,7 +23,12 @@ from .network import check_network_policies
 from .objects import group_of
 from .report import Report
 from .schemas import check_schemas, load_crd_schemas
-from .sources import check_image_tags_in_sources, check_local_cluster, check_promotion_config
+from .sources import (
+    check_freezes,
+    check_image_tags_in_sources,
+    check_local_cluster,
+    check_promotion_config,
+)
 from .waves import check_data_kept, check_lagging_waves, check_sync_waves
 from .workloads import (
     check_board_api,
@@ -128,6 +133,7 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
             check_flavour(target.flavour, objects, report, target.label)
     check_image_tags_in_sources(repo_root, cfg, report)
     check_promotion_config(repo_root, cfg, report)
+    check_freezes(repo_root, cfg, report)
     by_env = {t.env.name: rendered[t.label] for t in plan if t.label in rendered}
     check_sealing(repo_root, cfg, by_env, report)
     crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)

@@ -102,3 +102,22 @@ def check_local_cluster(root: Path, schema: Path | None, report: Report) -> None
     for error in validator.iter_errors(config):
         at = "/".join(str(p) for p in error.absolute_path)
         report.add("local-cluster", K3D_CONFIG, f"{error.message} at /{at}")
+
+
+def check_freezes(root: Path, cfg: Config, report: Report) -> None:
+    """Every record under freezes/ names an environment and reads (reason, optional until)."""
+    from ..errors import WealistError
+    from ..freeze import FREEZES, parse_record
+
+    envs = {e.name for e in cfg.environments}
+    for path in sorted((root / FREEZES).glob("*")):
+        source = str(path.relative_to(root))
+        if path.suffix != ".yaml" or path.stem not in envs:
+            report.add("freezes", source, f"is not <environment>.yaml for one of {', '.join(sorted(envs))}")
+            continue
+        try:
+            parse_record(path.read_text(encoding="utf-8"), source)
+        except UnicodeDecodeError:
+            report.add("freezes", source, "is not UTF-8 text")
+        except WealistError as exc:
+            report.add("freezes", source, exc.message)
