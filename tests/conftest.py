@@ -401,10 +401,18 @@ class FakeArgoCD:
         import jsonschema
 
         swagger = json.loads((SCHEMAS / "argocd-api" / "swagger.json").read_text())
+        definitions = _strict(swagger["definitions"])
         self.validator = jsonschema.Draft4Validator(
-            {"definitions": _strict(swagger["definitions"]), "$ref": "#/definitions/v1alpha1Application"}
+            {"definitions": definitions, "$ref": "#/definitions/v1alpha1Application"}
         )
+        windows_schema = {
+            "definitions": definitions,
+            "$ref": "#/definitions/applicationApplicationSyncWindowsResponse",
+        }
+        self.windows_validator = jsonschema.Draft4Validator(windows_schema)
         self.apps: dict[str, list[dict]] = {}
+        self.windows: dict[str, dict] = {}  # name -> syncwindows answer (default: may sync)
+        self.step_every_get = False  # True: every GET moves on (a rollout in progress between polls)
         self.requests: list[tuple[str, str]] = []  # (path with query, Authorization)
         self.invalid: list[str] = []
         fake = self
@@ -421,15 +429,23 @@ class FakeArgoCD:
                         401, {"error": "invalid session", "code": 16, "message": "invalid session"}
                     )
                 name = urllib.parse.unquote(url.path.removeprefix("/api/v1/applications/"))
+                if name.endswith("/syncwindows"):
+                    answer = fake.windows.get(name.removesuffix("/syncwindows"), {"canSync": True})
+                    errors = [e.message for e in fake.windows_validator.iter_errors(answer)]
+                    fake.invalid.extend(errors)
+                    return self._send(500 if errors else 200, answer)
                 states = fake.apps.get(name)
                 if not url.path.startswith("/api/v1/applications/") or not states:
                     return self._send(404, {"error": "not found", "code": 5, "message": f"{name} not found"})
                 query = dict(urllib.parse.parse_qsl(url.query))
-                if query.get("refresh") == "normal" and len(states) > 1:
-                    states.pop(0)
-                elif query and query != {"refresh": "normal"}:
+                if query and query != {"refresh": "normal"}:
                     return self._send(400, {"error": "bad query", "code": 3, "message": url.query})
-                document = states[0]
+                if fake.step_every_get:  # answer the current state, then move on
+                    document = states.pop(0) if len(states) > 1 else states[0]
+                else:  # a refresh makes Argo CD compare again: the next state
+                    if query.get("refresh") == "normal" and len(states) > 1:
+                        states.pop(0)
+                    document = states[0]
                 errors = [e.message for e in fake.validator.iter_errors(document)]
                 if errors:
                     fake.invalid.extend(errors)

@@ -95,6 +95,18 @@ class ArgoCD:
         data = self._get(f"/api/v1/applications/{urllib.parse.quote(name)}{query}")
         return parse_application(name, data)
 
+    def denied_by_window(self, name: str) -> str | None:
+        """Why the Application may not sync now, if a sync window says so."""
+        data = _dict(self._get(f"/api/v1/applications/{urllib.parse.quote(name)}/syncwindows"))
+        if data.get("canSync", True):
+            return None
+        windows = ", ".join(
+            f"{w.get('kind', '?')} {w.get('schedule', '?')} for {w.get('duration', '?')}"
+            for w in data.get("activeWindows") or []
+            if isinstance(w, dict)
+        )
+        return f"a sync window forbids syncing now ({windows or 'no window named'})"
+
     def _get(self, path: str) -> Any:
         request = urllib.request.Request(
             self.server + path,

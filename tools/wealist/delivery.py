@@ -37,6 +37,7 @@ class PromotionResult:
     branch: str | None = None
     pushed: bool = False
     pull_request: str | None = None
+    pull_number: int | None = None
     compare_url: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -350,7 +351,7 @@ def deliver_pull_request(
             f"{result.compare_url}"
         ) from None
     notes = [] if pull.created else [f"updated the open pull request #{pull.number} for {branch}"]
-    return dataclasses.replace(result, pull_request=pull.url, notes=notes)
+    return dataclasses.replace(result, pull_request=pull.url, pull_number=pull.number, notes=notes)
 
 
 def _commit_in_worktree(repo: GitRepo, plan: Plan) -> str:

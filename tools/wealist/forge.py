@@ -121,6 +121,15 @@ class GitHub:
             {u for u, state in latest.items() if state == "CHANGES_REQUESTED"},
         )
 
+    def pull_state(self, number: int) -> tuple[bool, str, str | None]:
+        """(merged, state, merge commit) of pull request ``number``."""
+        call = f"GET /repos/{self.owner}/{self.name}/pulls/{number}"
+        data = self._call("GET", f"/repos/{self.owner}/{self.name}/pulls/{number}")
+        state = _field(data, "state", str, call)
+        merged = bool(data.get("merged"))
+        sha = data.get("merge_commit_sha")
+        return merged, state, str(sha) if merged and sha else None
+
     def pull_commits(self, number: int) -> set[str]:
         data = self._call("GET", f"/repos/{self.owner}/{self.name}/pulls/{number}/commits?per_page=250")
         return {str(c["sha"]) for c in data or [] if isinstance(c, dict) and "sha" in c}

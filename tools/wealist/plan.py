@@ -39,6 +39,7 @@ class PromotionRequest:
     # Ask the registry that every new reference exists (and pin digests where promotion.yaml says);
     # WEALIST_NO_VERIFY_IMAGE=1 turns it off like --no-verify-image, and the commit records it.
     verify_image: bool = field(default_factory=lambda: not os.environ.get(NO_VERIFY_ENV))
+    wait: bool = False  # follow Argo CD afterwards: checked here, before anything changes
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,11 @@ def resolve(cfg: Config, req: PromotionRequest) -> Intent:
                 raise UsageError(f"--from {source.name} is the environment being promoted")
     if req.delivery is not None and req.delivery not in DELIVERIES:
         raise UsageError(f"unknown delivery {req.delivery!r}")
+    if req.wait and not req.dry_run:
+        if cfg.argocd_server is None:
+            raise UsageError("--wait needs Argo CD: add argocd: server: to promotion.yaml")
+        if (req.delivery or env.delivery) == "direct" and not req.push:
+            raise UsageError("--wait needs --push with direct delivery: Argo CD only sees what is pushed")
     return Intent(
         env=env,
         components=comps,

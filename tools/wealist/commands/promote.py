@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..options import common_options, complete_names, delivery_options, env_option, format_option
 from ..output import log, print_result
+
+if TYPE_CHECKING:
+    from ..delivery import PromotionResult
 
 
 @click.command("promote")
@@ -38,6 +42,8 @@ def promote_cmd(
     dry_run: bool,
     push: bool,
     delivery: str | None,
+    wait: bool,
+    wait_timeout: str,
     no_verify_image: bool,
     fmt: str,
 ) -> None:
@@ -58,11 +64,15 @@ def promote_cmd(
         dry_run=dry_run,
         push=push,
         delivery=delivery,
+        wait=wait,
     )
     if no_verify_image:  # otherwise the default: WEALIST_NO_VERIFY_IMAGE, else verify
         request = dataclasses.replace(request, verify_image=False)
+    seconds = _timeout(wait, wait_timeout)
     result = promote(repo, request, log)
     print_result(result, fmt, dry_run, push)
+    if wait and not dry_run:
+        _follow(repo, result, seconds, fmt)
 
 
 @click.command("rollback")
@@ -85,6 +95,8 @@ def rollback_cmd(
     dry_run: bool,
     push: bool,
     delivery: str | None,
+    wait: bool,
+    wait_timeout: str,
     no_verify_image: bool,
     fmt: str,
 ) -> None:
@@ -99,8 +111,27 @@ def rollback_cmd(
         dry_run=dry_run,
         push=push,
         delivery=delivery,
+        wait=wait,
     )
     if no_verify_image:
         request = dataclasses.replace(request, verify_image=False)
+    seconds = _timeout(wait, wait_timeout)
     result = rollback(repo, request, to, log)
     print_result(result, fmt, dry_run, push)
+    if wait and not dry_run:
+        _follow(repo, result, seconds, fmt)
+
+
+def _timeout(wait: bool, text: str) -> float:
+    from ..wait import parse_duration
+
+    return parse_duration(text) if wait else 0.0
+
+
+def _follow(repo: Path, result: PromotionResult, seconds: float, fmt: str) -> None:
+    """--wait: progress on stderr; the outcome as the last line of text output (JSON stays one
+    document: a failure is the exit code and the Error: line)."""
+    from ..wait import after_promotion
+
+    if after_promotion(repo, result, seconds, log) and fmt == "text":
+        click.echo(f"{result.plan.env.name} runs it: synced and Healthy.")
