@@ -108,20 +108,6 @@ def delivery_options(func: F) -> F:
                 help="Override promotion.yaml: commit here, or branch + pull request.",
             ),
             click.option(
-                "--wait",
-                is_flag=True,
-                help="Afterwards, follow Argo CD until the environment runs it healthy (after the merge, "
-                "for a pull request); exit 1 if it fails, 3 on timeout.",
-            ),
-            click.option(
-                "--timeout",
-                "wait_timeout",
-                default="10m",
-                show_default=True,
-                metavar="DURATION",
-                help="How long --wait waits (90s, 10m, 1h).",
-            ),
-            click.option(
                 "--no-verify-image",
                 "no_verify_image",
                 is_flag=True,
@@ -132,3 +118,21 @@ def delivery_options(func: F) -> F:
     ):
         func = decorator(func)
     return func
+
+
+def wait_options(func: F) -> F:
+    """--wait and --timeout, shared by promote and rollback: follow Argo CD afterwards."""
+    func = click.option(
+        "--timeout",
+        "wait_timeout",
+        default="10m",
+        show_default=True,
+        metavar="DURATION",
+        help="How long --wait waits (90s, 10m, 1h).",
+    )(func)
+    return click.option(
+        "--wait",
+        is_flag=True,
+        help="Afterwards, follow Argo CD until the environment runs it healthy (after the merge, "
+        "for a pull request); exit 1 if it fails, 3 on timeout.",
+    )(func)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..options import common_options, complete_names, delivery_options, env_option, format_option
+from ..options import (
+    common_options,
+    complete_names,
+    delivery_options,
+    env_option,
+    format_option,
+    wait_options,
+)
 from ..output import log, print_result
 
 if TYPE_CHECKING:
@@ -30,6 +37,7 @@ if TYPE_CHECKING:
     "--force", is_flag=True, help="Promote even if the previous environment never ran it (recorded)."
 )
 @delivery_options
+@wait_options
 @format_option
 def promote_cmd(
     repo: Path,
@@ -85,6 +93,7 @@ def promote_cmd(
     help="Go back to this tag (it must have run in ENV before). Default: undo the last promotion of ENV.",
 )
 @delivery_options
+@wait_options
 @format_option
 def rollback_cmd(
     repo: Path,
