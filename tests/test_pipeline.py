@@ -40,8 +40,12 @@ def test_the_review_workflow_runs_on_pull_requests_to_main() -> None:
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_steps_reference_commands_that_exist(workflow: Path) -> None:
     for run in workflow_runs(workflow):
-        if run in ("./tools/test.sh", INSTALL):
+        if run in ("./tools/test.sh", INSTALL, "tools/dispatch-promote.sh"):
             assert os.access(ROOT / "tools" / "test.sh", os.X_OK)
+            assert os.access(ROOT / "tools" / "dispatch-promote.sh", os.X_OK)  # run for real below
+            continue
+        if run.startswith("git config user.name"):  # the promote workflow's identity and credentials
+            assert run.splitlines()[-1] == "gh auth setup-git", run
             continue
         command_line = run.split("&&")[-1].split("||")[0].split(">")[0]
         argv = shlex.split(command_line)
@@ -173,3 +177,40 @@ def test_pre_commit_hooks_pass_on_the_repository() -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout
+
+
+DISPATCH = ROOT / "tools" / "dispatch-promote.sh"
+
+
+def dispatch(world: World, **inputs: str) -> subprocess.CompletedProcess[str]:
+    """The promote workflow's step, as the workflow runs it: inputs in the environment."""
+    env = {**os.environ, "WEALIST_PROMOTE": str(BIN / "wealist-promote"), "PROMOTE_REQUESTER": "app-ci"}
+    env.update({f"PROMOTE_{key.upper()}": value for key, value in inputs.items()})
+    return subprocess.run([str(DISPATCH)], cwd=world.work, env=env, capture_output=True, text=True)
+
+
+def test_the_dispatch_step_promotes_and_pushes(world: World) -> None:
+    proc = dispatch(world, env="dev", tag="v1.4.0", components="board-api")
+    assert proc.returncode == 0, proc.stderr
+    assert git(world.origin, "rev-parse", "main") == world.head()  # pushed
+    message = git(world.work, "log", "-1", "--format=%B")
+    assert message.startswith("promote(dev): board-api v1.0.0 → v1.4.0\n\nRequested by app-ci through")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "said"),
+    [
+        ({"env": "dev", "tag": "v1; touch /tmp/wealist-pwned"}, "Error: "),
+        (
+            {"env": "dev", "tag": "v1", "components": "board-api $(touch /tmp/wealist-pwned)"},
+            "unknown component",
+        ),
+        ({"tag": "v1"}, "PROMOTE_ENV (the environment to promote) is required"),
+    ],
+)
+def test_dispatch_inputs_are_never_shell(world: World, inputs: dict[str, str], said: str) -> None:
+    head = world.head()
+    proc = dispatch(world, **inputs)
+    assert proc.returncode != 0 and said in proc.stderr, proc.stderr
+    assert not Path("/tmp/wealist-pwned").exists()
+    assert world.head() == head
