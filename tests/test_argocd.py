@@ -155,3 +155,17 @@ def test_status_live_shows_argocd_beside_git_with_drift(gated: World, argocd: Fa
     assert (
         f"argocd: dev {APP}: Synced, Healthy, at " in text and "DRIFT: board-api not live as git says" in text
     )
+
+
+def test_out_of_sync_for_another_reason_does_not_block(gated: World, argocd: FakeArgoCD) -> None:
+    # sync.status can stay OutOfSync for reasons unrelated to the promotion (an ignored field, a
+    # resource someone edited): the synced revision, health and live images are what count.
+    document = application(APP, gated.head(), LIVE)
+    document["status"]["sync"]["status"] = "OutOfSync"
+    argocd.apps[APP] = [document]
+    assert to_prod(gated).commit is not None  # type: ignore[attr-defined]
+
+
+def test_a_missing_application_is_refused(gated: World, argocd: FakeArgoCD) -> None:
+    with pytest.raises(RefusedError, match=f"applications/{APP} answered 404: no such application"):
+        to_prod(gated)

@@ -96,3 +96,13 @@ def test_validate_checks_the_records(world: World) -> None:
         "freezes: freezes/dev.yaml: freezes/dev.yaml must hold reason: (and optionally until:)",
         "freezes: freezes/staging.yaml: is not <environment>.yaml for one of dev, prod",
     ]
+
+
+def test_freezes_are_in_the_history(world: World) -> None:
+    freeze(world.work, "prod", "audit week", None, push=False)
+    unfreeze(world.work, "prod", push=False)
+    text = subprocess.run(
+        [WEALIST, "history", "--env", "prod"], cwd=world.work, capture_output=True, text=True
+    )
+    lines = text.stdout.splitlines()
+    assert "unfreeze(prod)  — Test Promoter" in lines[0] and "freeze(prod): audit week" in lines[1], lines

@@ -235,10 +235,11 @@ class ManualChange:
     date: str
     subject: str
     envs: tuple[str, ...]
+    freeze: bool = False  # a freeze or unfreeze (it changed freezes/<env>.yaml): not a manual edit
 
     def as_json(self) -> dict[str, object]:
         base = {"commit": self.sha, "author": self.author, "date": self.date, "subject": self.subject}
-        return {**base, "manual": True, "envs": list(self.envs)}
+        return {**base, "manual": not self.freeze, "freeze": self.freeze, "envs": list(self.envs)}
 
 
 def audit_log(
@@ -246,21 +247,25 @@ def audit_log(
 ) -> list[Promotion | ManualChange]:
     """Every commit that changed an environment's kustomization.yaml, newest first. With a limit,
     history is read a page at a time: the newest entries never cost a walk of all of it."""
+    from .freeze import path_of
+
     envs = [cfg.env(env)] if env else list(cfg.environments)
     paths = {str(e.kustomization): e.name for e in envs}
+    freezes = {path_of(e.name): e.name for e in envs}
     page = max(limit or 0, 100)
     result: list[Promotion | ManualChange] = []
     skip = 0
     while True:
         window = [f"--max-count={page}", f"--skip={skip}"] if limit else []
-        entries = repo.log(*window, "HEAD", "--", *paths, with_paths=True)
+        entries = repo.log(*window, "HEAD", "--", *paths, *freezes, with_paths=True)
         for entry, promotion in zip(entries, verified(repo, entries), strict=True):
             if promotion is not None:
                 if env is None or promotion.env == env:
                     result.append(promotion)
             else:
-                names = tuple(paths[p] for p in entry.paths if p in paths)
-                result.append(ManualChange(entry.sha, entry.author, entry.date, entry.subject, names))
+                names = tuple({**paths, **freezes}[p] for p in entry.paths if p in paths or p in freezes)
+                frozen = not any(p in paths for p in entry.paths)
+                result.append(ManualChange(entry.sha, entry.author, entry.date, entry.subject, names, frozen))
             if limit is not None and len(result) >= limit:
                 return result
         if not limit or len(entries) < page:

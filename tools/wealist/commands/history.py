@@ -103,6 +103,9 @@ def history_cmd(repo: Path, env: str | None, limit: int, fmt: str) -> None:
     lines = []  # echoed at once: a long history is one write, not one per entry
     for p in entries:
         when = p.date[:16].replace("T", " ")
+        if isinstance(p, ManualChange) and p.freeze:
+            lines.append(f"{p.sha[:10]}  {when}  {','.join(p.envs):<6} {p.subject}  — {p.author}")
+            continue
         if isinstance(p, ManualChange):
             warning = click.style(f"manual edit, not via wealist: {p.subject!r}", fg="yellow")
             lines.append(f"{p.sha[:10]}  {when}  {','.join(p.envs):<6} {warning}  — {p.author}")
