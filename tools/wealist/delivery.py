@@ -167,12 +167,7 @@ def commit_plan(repo: GitRepo, plan: Plan) -> str:
     committed) puts the overlay back here and now, not on the next run."""
     journal = transaction.begin(repo, plan.head, plan.path, plan.old_text, plan.new_text)
     try:
-        write_if_changed(repo.root / plan.path, plan.new_text)
-        try:
-            commit = repo.commit(plan.message(), [plan.path])
-        except GitError as exc:
-            raise GitError(f"{exc.message}{_hooks_ran(repo)}; nothing was committed") from None
-        problem = committed_as_planned(repo, plan, commit)
+        commit, problem = _write_and_commit(repo, plan)
         if problem:
             repo.undo_commit(commit, plan.head)
             write_if_changed(repo.root / plan.path, plan.old_text)
@@ -182,6 +177,17 @@ def commit_plan(repo: GitRepo, plan: Plan) -> str:
         raise
     transaction.finish(repo)
     return commit
+
+
+def _write_and_commit(repo: GitRepo, plan: Plan) -> tuple[str, str | None]:
+    """Write the overlay into ``repo``'s work tree and commit it with git: (the commit, why it is
+    not what was validated, or None)."""
+    write_if_changed(repo.root / plan.path, plan.new_text)
+    try:
+        commit = repo.commit(plan.message(), [plan.path])
+    except GitError as exc:
+        raise GitError(f"{exc.message}{_hooks_ran(repo)}; nothing was committed") from None
+    return commit, committed_as_planned(repo, plan, commit)
 
 
 def _put_back_quietly(repo: GitRepo, journal: transaction.Journal) -> None:
@@ -358,13 +364,7 @@ def _commit_in_worktree(repo: GitRepo, plan: Plan) -> str:
     path = transaction.scratch_dir(repo) / f"pr-{uuid.uuid4().hex[:8]}"
     repo.add_worktree(path, plan.head)
     try:
-        worktree = GitRepo(path)
-        write_if_changed(worktree.root / plan.path, plan.new_text)
-        try:
-            commit = worktree.commit(plan.message(), [plan.path])
-        except GitError as exc:
-            raise GitError(f"{exc.message}{_hooks_ran(repo)}; nothing was committed") from None
-        problem = committed_as_planned(worktree, plan, commit)
+        commit, problem = _write_and_commit(GitRepo(path), plan)
         if problem:  # the scratch worktree goes, and the commit with it
             raise RefusedError(f"{problem}: nothing was pushed")
         return commit

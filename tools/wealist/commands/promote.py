@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from ..output import log, print_result
 
 if TYPE_CHECKING:
     from ..delivery import PromotionResult
+    from ..plan import PromotionRequest
 
 
 @click.command("promote")
@@ -74,13 +76,7 @@ def promote_cmd(
         delivery=delivery,
         wait=wait,
     )
-    if no_verify_image:  # otherwise the default: WEALIST_NO_VERIFY_IMAGE, else verify
-        request = dataclasses.replace(request, verify_image=False)
-    seconds = _timeout(wait, wait_timeout)
-    result = promote(repo, request, log)
-    print_result(result, fmt, dry_run, push)
-    if wait and not dry_run:
-        _follow(repo, result, seconds, fmt)
+    _run(repo, request, lambda r: promote(repo, r, log), no_verify_image, wait_timeout, fmt)
 
 
 @click.command("rollback")
@@ -122,25 +118,25 @@ def rollback_cmd(
         delivery=delivery,
         wait=wait,
     )
-    if no_verify_image:
+    _run(repo, request, lambda r: rollback(repo, r, to, log), no_verify_image, wait_timeout, fmt)
+
+
+def _run(
+    repo: Path,
+    request: PromotionRequest,
+    action: Callable[[PromotionRequest], PromotionResult],
+    no_verify_image: bool,
+    wait_timeout: str,
+    fmt: str,
+) -> None:
+    """What promote and rollback share after parsing: the run, its result, and --wait (progress on
+    stderr; the outcome as the last line of text output, so JSON stays one document)."""
+    from ..wait import after_promotion, parse_duration
+
+    if no_verify_image:  # otherwise the default: WEALIST_NO_VERIFY_IMAGE, else verify
         request = dataclasses.replace(request, verify_image=False)
-    seconds = _timeout(wait, wait_timeout)
-    result = rollback(repo, request, to, log)
-    print_result(result, fmt, dry_run, push)
-    if wait and not dry_run:
-        _follow(repo, result, seconds, fmt)
-
-
-def _timeout(wait: bool, text: str) -> float:
-    from ..wait import parse_duration
-
-    return parse_duration(text) if wait else 0.0
-
-
-def _follow(repo: Path, result: PromotionResult, seconds: float, fmt: str) -> None:
-    """--wait: progress on stderr; the outcome as the last line of text output (JSON stays one
-    document: a failure is the exit code and the Error: line)."""
-    from ..wait import after_promotion
-
-    if after_promotion(repo, result, seconds, log) and fmt == "text":
+    seconds = parse_duration(wait_timeout) if request.wait else 0.0  # a bad duration: before anything
+    result = action(request)
+    print_result(result, fmt, request.dry_run, request.push)
+    if request.wait and not request.dry_run and after_promotion(repo, result, seconds, log) and fmt == "text":
         click.echo(f"{result.plan.env.name} runs it: synced and Healthy.")
