@@ -169,3 +169,14 @@ def test_out_of_sync_for_another_reason_does_not_block(gated: World, argocd: Fak
 def test_a_missing_application_is_refused(gated: World, argocd: FakeArgoCD) -> None:
     with pytest.raises(RefusedError, match=f"applications/{APP} answered 404: no such application"):
         to_prod(gated)
+
+
+def test_validate_checks_the_application_names_the_gate_asks_for(world: World) -> None:
+    from wealist.validate import validate
+
+    path = "argocd/apps/applicationset-dev.yaml"
+    world.write(path, world.read(path).replace("name: 'wealist-dev-{{ .name }}'", "name: 'dev-{{ .name }}'"))
+    findings = [str(f) for f in validate(world.work).findings]
+    assert any("names its Applications 'dev-{{ .name }}'; wealist asks Argo CD for" in f for f in findings), (
+        findings
+    )

@@ -144,6 +144,10 @@ def check_environment_appset(
         report.add("argocd", where, message, env.name)
 
     _check_selection(cfg, env, appset, add)
+    # The health gate and --wait ask Argo CD for the Applications by this name (config.applications).
+    name = str(((appset.get("spec") or {}).get("template") or {}).get("metadata", {}).get("name", ""))
+    if name.replace(" ", "") != f"wealist-{env.name}-{{{{.name}}}}":
+        add(f"names its Applications {name!r}; wealist asks Argo CD for 'wealist-{env.name}-{{{{ .name }}}}'")
     template = _template(appset)
     revision = (template.get("source") or {}).get("targetRevision")
     if revision != (env.deploy_branch or "main"):
