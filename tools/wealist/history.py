@@ -164,6 +164,16 @@ def holds(history: list[Promotion]) -> list[Hold]:
     return found
 
 
+def current_holds(repo: GitRepo, envs: list[str], rev: str = "HEAD") -> list[Hold]:
+    """The holds of ``envs`` at ``rev``. Most histories have no rollback: one ``git log --grep``
+    over the overlays finds that out, and only environments that were rolled back are read whole."""
+    pattern = f"^{ROLLBACK_TRAILER}: "
+    overlays = {overlay_path(env): env for env in envs}
+    rollbacks = repo.log(f"--grep={pattern}", "--extended-regexp", rev, "--", *overlays, with_paths=True)
+    rolled_back = {overlays[p] for entry in rollbacks for p in entry.paths if p in overlays}
+    return [h for env in envs if env in rolled_back for h in holds(promotions(repo, rev, env=env))]
+
+
 def overlay_path(env: str) -> str:
     """Where an environment's tags live (the one file a promotion of it changes)."""
     return f"overlays/{env}/kustomization.yaml"
@@ -345,7 +355,7 @@ def status(repo: GitRepo, cfg: Config, rev: str = "HEAD") -> Status:
         ]
         if behind:
             lags.append(f"{env.name} differs from {prev.name}: " + ", ".join(behind))
-    held = [h for env in cfg.environments for h in holds(promotions(repo, rev, env=env.name))]
+    held = current_holds(repo, [env.name for env in cfg.environments], rev)
     frozen = _freezes(repo, cfg, rev)
     return Status(
         tuple(e.name for e in cfg.environments),

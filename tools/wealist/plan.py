@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from .config import Component, Config, Environment
 from .errors import ConfigError, RefusedError, UsageError
 from .gitrepo import GitRepo
-from .history import TrailerSet, holds, overlay_images, promotions
+from .history import TrailerSet, current_holds, overlay_images, promotions
 from .images import ImageRef, malformed, parse_ref, show
 from .kustomization import ImageEntry, read_images, set_images
 from .registry import NO_VERIFY_ENV, Registry
@@ -420,7 +420,7 @@ def _frozen(repo: GitRepo, env: Environment, head: str, intent: Intent, notes: l
 def _held(repo: GitRepo, env: Environment, changes: list[Change], head: str) -> list[str]:
     """A reference rolled back from in ``env`` stays out until a forced promotion brings it back:
     automation re-promoting what a person rolled back is exactly what a rollback must survive."""
-    found = {(h.component, h.ref.tag): h for h in holds(promotions(repo, head, env=env.name))}
+    found = {(h.component, h.ref.tag): h for h in current_holds(repo, [env.name], head)}
     return [found[(c.component, c.new.tag)].describe() for c in changes if (c.component, c.new.tag) in found]
 
 
