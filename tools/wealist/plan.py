@@ -7,6 +7,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .config import Component, Config, Environment
 from .errors import ConfigError, RefusedError, UsageError
@@ -14,10 +15,13 @@ from .gitrepo import GitRepo
 from .history import TrailerSet, current_holds, overlay_images, promotions
 from .images import ImageRef, malformed, parse_ref, show
 from .kustomization import ImageEntry, read_images, set_images
-from .registry import NO_VERIFY_ENV, Registry
 from .rollback import rollback_targets
 
+if TYPE_CHECKING:
+    from .registry import Registry
+
 Log = Callable[[str], None]
+NO_VERIFY_ENV = "WEALIST_NO_VERIFY_IMAGE"  # =1: as --no-verify-image (the commits record it)
 DELIVERIES = ("direct", "pull-request")
 
 
@@ -114,8 +118,14 @@ def resolve(cfg: Config, req: PromotionRequest) -> Intent:
         reason=req.message,
         push=req.push,
         dry_run=req.dry_run,
-        registry=Registry(cfg.endpoints()) if req.verify_image else None,
+        registry=_registry(cfg) if req.verify_image else None,
     )
+
+
+def _registry(cfg: Config) -> Registry:
+    from .registry import Registry  # imported when asked: http.client and friends are not free
+
+    return Registry(cfg.endpoints())
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 )
-NO_VERIFY_ENV = "WEALIST_NO_VERIFY_IMAGE"
 DOCKER_HUB = "registry-1.docker.io"
 _HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", DOCKER_HUB)
 CALL_DEADLINE_SECONDS = 15.0  # per check, retries and token requests included
