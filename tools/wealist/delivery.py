@@ -179,6 +179,14 @@ def commit_plan(repo: GitRepo, plan: Plan) -> str:
     return commit
 
 
+def _holds_validated_text(repo: GitRepo, plan: Plan, commit: str) -> bool:
+    """The committed overlay is the validated text: byte for byte (read in-process), or, when a
+    clean filter such as core.autocrlf changed the bytes, the blob git makes of that text."""
+    if repo.show(commit, plan.path) == plan.new_text:
+        return True
+    return repo.blob_at(commit, plan.path) == repo.blob_id(plan.new_text, plan.path)
+
+
 def _write_and_commit(repo: GitRepo, plan: Plan) -> tuple[str, str | None]:
     """Write the overlay into ``repo``'s work tree and commit it with git: (the commit, why it is
     not what was validated, or None)."""
@@ -216,7 +224,7 @@ def committed_as_planned(repo: GitRepo, plan: Plan, commit: str) -> str | None:
     if (
         repo.parents(commit) != [plan.head]
         or changes != [("M", plan.path)]
-        or repo.blob_at(commit, plan.path) != repo.blob_id(plan.new_text, plan.path)
+        or not _holds_validated_text(repo, plan, commit)
     ):
         hooks = repo.hooks("pre-commit") or ["a git hook"]
         return f"{' '.join(hooks)} changed what was committed ({plan.path} is not what was validated)"
