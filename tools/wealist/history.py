@@ -216,23 +216,23 @@ def verified(repo: GitRepo, entries: list[LogEntry]) -> list[Promotion | None]:
     result: list[Promotion | None] = []
     for entry, promotion in zip(entries, claimed, strict=True):
         text = texts.get(entry.sha)
-        ok = (
-            promotion is not None
-            and text is not None
-            and all(
-                _holds(text, "newTag", ref.tag) and (not ref.digest or _holds(text, "digest", ref.digest))
-                for ref in promotion.images.values()
-            )
+        written = _scalars(text) if text is not None else set()
+        ok = promotion is not None and all(
+            ("newTag", ref.tag) in written and (not ref.digest or ("digest", ref.digest) in written)
+            for ref in promotion.images.values()
         )
         result.append(promotion if ok else None)
     return result
 
 
-def _holds(text: str, key: str, value: str) -> bool:
-    """Whether the overlay sets ``key: value`` (plain or quoted) on some line: a check of what the
-    commit wrote, cheap enough for every promotion of a long history."""
-    pattern = rf"^\s*(?:-\s+)?{key}:\s*(['\"]?){re.escape(value)}\1\s*(?:#.*)?$"
-    return re.search(pattern, text, re.MULTILINE) is not None
+# One `newTag:` / `digest:` line (plain or quoted value, an optional comment): a check of what the
+# commit wrote that is cheap enough for every promotion of a long history (one pattern, compiled once).
+_SCALAR = re.compile(r"^\s*(?:-\s+)?(newTag|digest):[ \t]*(['\"]?)(.*?)\2[ \t]*(?:#.*)?$", re.MULTILINE)
+
+
+def _scalars(text: str) -> set[tuple[str, str]]:
+    """Every (key, value) an overlay sets for newTag and digest."""
+    return {(m.group(1), m.group(3)) for m in _SCALAR.finditer(text)}
 
 
 @dataclass(frozen=True)
