@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from registrylab import LoopbackServer, send_json
+
 if TYPE_CHECKING:
     from registrylab import RealRegistry
 
@@ -70,7 +72,6 @@ class SchemaMirror:
 
     def __init__(self) -> None:
         import http.server
-        import threading
 
         from wealist.validate.pinned import UPSTREAM, pinned
 
@@ -95,13 +96,11 @@ class SchemaMirror:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> str:
@@ -218,7 +217,6 @@ class FakeGitHub:
 
     def __init__(self) -> None:
         import http.server
-        import threading
 
         self.requests: list[Received] = []
         self.fail: dict[str, int] = {}
@@ -266,10 +264,8 @@ class FakeGitHub:
 
             do_GET = do_POST = do_PATCH = _handle
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
 
     def answer(self, method: str, path: str, body: dict | None) -> tuple[int, object]:
         if (method, path) in self.routes:
@@ -319,8 +315,7 @@ class FakeGitHub:
         return 404, {"message": "Not Found"}
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture
@@ -395,7 +390,6 @@ class FakeArgoCD:
     def __init__(self) -> None:
         import http.server
         import json
-        import threading
         import urllib.parse
 
         import jsonschema
@@ -453,20 +447,13 @@ class FakeArgoCD:
                 self._send(200, document)
 
             def _send(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def application(

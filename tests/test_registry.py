@@ -12,14 +12,13 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from conftest import Snapshot, World, git
-from registrylab import DOCKER_V2, PASSWORD, USER, RealRegistry, free_port
+from registrylab import DOCKER_V2, PASSWORD, USER, LoopbackServer, RealRegistry, free_port
 from wealist.plan import PromotionRequest
 from wealist.promote import promote, rollback
 from wealist.registry import CannotVerify, ImageMissing, Registry, docker_credentials, split_image
@@ -308,13 +307,11 @@ class FaultProxy:
 
             do_GET = do_HEAD = _forward
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(Handler)
+        self.address = self.server.address
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def test_429_and_500_are_retried_within_the_deadline_then_refused(real_registry: Start) -> None:

@@ -75,6 +75,31 @@ def self_signed_certificate(common_name: str, key_size: int = 2048) -> tuple[obj
     return key, cert.public_bytes(serialization.Encoding.PEM)
 
 
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 (a free port) answering with ``handler`` in a daemon thread: the
+    token server here, and the tests' stand-ins for the forge, Argo CD and the schema mirror."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.address = f"127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"http://{self.address}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def send_json(handler: http.server.BaseHTTPRequestHandler, status: int, body: object) -> None:
+    """Answer ``body`` as JSON with ``status``."""
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -120,16 +145,10 @@ class TokenServer:
                 self._answer(200, {"access_token": server.token(USER, form.get("scope", ""))})
 
             def _answer(self, status: int, body: dict[str, str]) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, status, body)
 
-        self._http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self._http.server_address[1]}/token"
+        self._http = LoopbackServer(Handler)
+        return f"{self._http.url}/token"
 
     def token(self, user: str | None, scope: str) -> str:
         from cryptography.hazmat.primitives import hashes
@@ -157,8 +176,7 @@ class TokenServer:
         return f"{signing_input}.{_b64url(signature)}"
 
     def close(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        self._http.close()
 
 
 class RealRegistry:
