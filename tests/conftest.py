@@ -110,6 +110,24 @@ def git(cwd: Path, *args: str, check: bool = True) -> str:
     return proc.stdout.strip()
 
 
+def promote_cli(
+    world: World, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real ``wealist-promote`` in the world's clone, as a user runs it (no stdin, no colour)."""
+    import sys
+
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "wealist-promote"), *args],
+        cwd=world.work,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        check=False,
+        timeout=120,
+    )
+
+
 @dataclass
 class World:
     """A bare origin and a clone of it (the user's work tree)."""

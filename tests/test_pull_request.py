@@ -6,33 +6,19 @@ promotion branch appears (locally and on origin).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import FakeGitHub, Snapshot, World, git
+from conftest import promote_cli as cli
 from wealist.plan import PromotionRequest
 from wealist.promote import promote
 
 BIN = Path(sys.executable).parent
 PROD = "overlays/prod/kustomization.yaml"
 TOKEN = "ghp_testtoken0123456789"
-
-
-def cli(world: World, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "wealist-promote"), *args],
-        cwd=world.work,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        check=False,
-        timeout=120,
-    )
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Snapshot, World, git
+from conftest import promote_cli as cli
 from registrylab import DOCKER_V2, PASSWORD, USER, LoopbackServer, RealRegistry, free_port
 from wealist.plan import PromotionRequest
 from wealist.promote import promote, rollback
@@ -75,19 +76,6 @@ def plain(registry: RealRegistry) -> Registry:
     from wealist.registry import Endpoint
 
     return Registry({registry.address: Endpoint(registry.address, plain_http=True)})
-
-
-def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "wealist-promote"), *args],
-        cwd=world.work,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env={**os.environ, "NO_COLOR": "1"},
-        check=False,
-        timeout=120,
-    )
 
 
 def test_names_resolve_as_docker_resolves_them() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FakeArgoCD, FakeGitHub, World, application, git
+from conftest import FakeArgoCD, FakeGitHub, World, application, git, promote_cli
 from wealist import wait
 from wealist.errors import UsageError
 from wealist.plan import PromotionRequest
@@ -153,9 +153,7 @@ def test_a_pull_request_is_waited_for_until_merged_then_synced(
 )
 def test_wait_usage_errors_change_nothing(waiting: World, args: list[str], message: str) -> None:
     head = waiting.head()
-    proc = subprocess.run(
-        [str(BIN / "wealist-promote"), *args], cwd=waiting.work, capture_output=True, text=True
-    )
+    proc = promote_cli(waiting, *args)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert waiting.head() == head
 

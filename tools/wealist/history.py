@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .config import Config, Environment
 from .gitrepo import GitRepo, LogEntry
-from .images import ImageRef, show, split_reference
+from .images import ImageRef, join_reference, show, split_reference
 from .kustomization import ImageEntry, read_images
 
 if TYPE_CHECKING:
@@ -412,7 +412,7 @@ def live_apps(repo: GitRepo, cfg: Config) -> list[LiveApp]:
     for env in cfg.environments:
         entries = overlay_images(repo, env, "HEAD")
         wanted = {
-            c.name: f"{entries[c.image].rendered_name}:{entries[c.image].ref}"
+            c.name: join_reference(entries[c.image].rendered_name, entries[c.image].ref)
             for c in cfg.components
             if c.image in entries and entries[c.image].ref is not None
         }

@@ -54,6 +54,11 @@ def malformed(ref: ImageRef) -> str | None:
     return None
 
 
+def join_reference(name: str, ref: ImageRef | None) -> str:
+    """``name:tag[@digest]`` as a pod spec names the image (``split_reference`` reads it back)."""
+    return f"{name}:{ref}" if ref else name
+
+
 def split_reference(reference: str) -> tuple[str, ImageRef | None]:
     """``registry:5000/name:tag@digest`` -> (name, ref); a reference without a tag -> (name, None)."""
     name, _, digest = reference.partition("@")

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from .config import Component, Config, Environment
 from .errors import ConfigError, RefusedError, UsageError
 from .gitrepo import GitRepo
-from .history import TrailerSet, current_holds, overlay_images, promotions
-from .images import ImageRef, malformed, parse_ref, show
+from .history import Promotion, TrailerSet, current_holds, overlay_images, promotions
+from .images import ImageRef, join_reference, malformed, parse_ref, show
 from .kustomization import ImageEntry, read_images, set_images
 from .rollback import rollback_targets
 
@@ -141,7 +141,7 @@ class Change:
     registry: str | None = None  # what the registry said about ``new``
 
     def reference(self, ref: ImageRef | None) -> str:
-        return f"{self.rendered_name}:{ref}" if ref else self.rendered_name
+        return join_reference(self.rendered_name, ref)
 
 
 @dataclass(frozen=True)
@@ -236,11 +236,13 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
     if changes and rollback_of is None:
         violations: list[str] = []
         if previous is not None:
-            changes, violations = _order_guard(repo, previous, changes, head)
+            # The guard and the gate both may read the previous environment's history: once.
+            history = _read_once(lambda: promotions(repo, head, env=previous.name))
+            changes, violations = _order_guard(repo, previous, changes, head, history)
             if cfg.argocd_server is None:
                 gate = "git history only: promotion.yaml names no Argo CD to ask"
             else:
-                changes, problems = _health_gate(repo, cfg, previous, changes, head, intent.force)
+                changes, problems = _health_gate(repo, cfg, previous, changes, head, history, intent.force)
                 violations += problems
                 gate = f"Argo CD at {cfg.argocd_server}: {', '.join(cfg.applications(previous))}"
         held = _held(repo, env, changes, head)
@@ -313,23 +315,36 @@ def _copied(repo: GitRepo, intent: Intent, head: str) -> dict[str, ImageRef]:
     return targets
 
 
+def _read_once(read: Callable[[], list[Promotion]]) -> Callable[[], list[Promotion]]:
+    """``read``, called at most once, and only if somebody asks."""
+    cache: list[list[Promotion]] = []
+
+    def once() -> list[Promotion]:
+        if not cache:
+            cache.append(read())
+        return cache[0]
+
+    return once
+
+
 def _order_guard(
-    repo: GitRepo, previous: Environment, changes: list[Change], head: str
+    repo: GitRepo,
+    previous: Environment,
+    changes: list[Change],
+    head: str,
+    history: Callable[[], list[Promotion]],
 ) -> tuple[list[Change], list[str]]:
     """Every new reference must run, or have run, in the previous environment."""
     running = overlay_images(repo, previous, head)
     guarded = []
     violations = []
-    history = None
     for change in changes:
         evidence = None
         entry: ImageEntry | None = running.get(change.image)
         if entry is not None and entry.ref is not None and _covers(entry.ref, change.new):
             evidence = f"running in {previous.name} now"
         else:
-            if history is None:
-                history = promotions(repo, head, env=previous.name)
-            for promo in history:
+            for promo in history():
                 ran = promo.images.get(change.component)
                 if ran is not None and _covers(ran, change.new):
                     evidence = f"ran in {previous.name} since {promo.sha[:10]} ({promo.date[:10]})"
@@ -367,7 +382,13 @@ def _checked(registry: Registry, env: Environment, changes: list[Change], exact_
 
 
 def _health_gate(
-    repo: GitRepo, cfg: Config, previous: Environment, changes: list[Change], head: str, force: bool
+    repo: GitRepo,
+    cfg: Config,
+    previous: Environment,
+    changes: list[Change],
+    head: str,
+    history: Callable[[], list[Promotion]],
+    force: bool,
 ) -> tuple[list[Change], list[str]]:
     """Argo CD must show every Application of ``previous`` running each new reference now, at a
     revision that contains the commit which put it into ``previous``'s overlay. Returns the changes
@@ -389,14 +410,13 @@ def _health_gate(
     if not apps:
         return changes, [f"no cluster of the fleet runs {previous.name}: no Application to ask"]
     running = overlay_images(repo, previous, head)
-    history = promotions(repo, head, env=previous.name)
     now = datetime.datetime.now(datetime.UTC)
     result, problems = [], []
     for change in changes:
         entry = running.get(change.image)
-        live = f"{entry.rendered_name}:{change.new}" if entry else change.reference(change.new)
+        live = join_reference(entry.rendered_name, change.new) if entry else change.reference(change.new)
         since = next(
-            (p.sha for p in history if _covers(p.images.get(change.component) or ImageRef(""), change.new)),
+            (p.sha for p in history() if _covers(p.images.get(change.component) or ImageRef(""), change.new)),
             None,
         )
         since = since or next(iter(repo.commits_touching(head, [str(previous.kustomization)])), None)

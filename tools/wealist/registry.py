@@ -16,9 +16,10 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .errors import RefusedError
 from .masking import hide
@@ -34,6 +35,8 @@ _HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", DOCK
 CALL_DEADLINE_SECONDS = 15.0  # per check, retries and token requests included
 RETRIES = 3  # after a 429 or 5xx
 MAX_RETRY_WAIT = 5.0
+T = TypeVar("T")
+R = TypeVar("R")
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -96,12 +99,8 @@ class Registry:
     def check_many(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], ImageCheck]:
         """``check`` for each distinct (image, reference), in parallel; the first refusal, in the
         order given, is raised (so the message does not depend on which answer came first)."""
-        from concurrent.futures import ThreadPoolExecutor
-
         distinct = list(dict.fromkeys(wanted))
-        with ThreadPoolExecutor(max_workers=min(8, len(distinct)) or 1) as pool:
-            futures = {key: pool.submit(self.check, *key) for key in distinct}
-        return {key: future.result() for key, future in futures.items()}
+        return dict(zip(distinct, _in_parallel(lambda key: self.check(*key), distinct), strict=True))
 
     def check(self, image: str, reference: str) -> ImageCheck:
         """The digest ``image``:``reference`` (a tag or a digest) resolves to now; asked once per run."""
@@ -408,7 +407,6 @@ def image_states(registry: Registry, running: list[RunningImage]) -> list[ImageS
     """For each running reference: its tag still exists and still has the pinned digest (ok), the
     tag now names another digest (moved), the tag or the pinned digest is gone (missing), or the
     registry could not be asked (unknown). Asked in parallel."""
-    from concurrent.futures import ThreadPoolExecutor
 
     def one(item: RunningImage) -> ImageState:
         try:
@@ -429,5 +427,13 @@ def image_states(registry: Registry, running: list[RunningImage]) -> list[ImageS
             return ImageState(item, "unknown", exc.message)
         return ImageState(item, "moved", f"tag {item.tag} is {now.digest} now, pinned {item.digest}")
 
-    with ThreadPoolExecutor(max_workers=min(8, len(running)) or 1) as pool:
-        return list(pool.map(one, running))
+    return _in_parallel(one, running)
+
+
+def _in_parallel(work: Callable[[T], R], items: list[T]) -> list[R]:
+    """``work`` on every item, up to 8 at a time (the registry calls wait on the network); results
+    in the order given, and the first failure in that order is raised."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(items)) or 1) as pool:
+        return list(pool.map(work, items))
