@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SCHEMAS, World, git
+from conftest import ROOT, SCHEMAS, World, git, needs_schemas
 from wealist.validate import validate
 from wealist.validate.pinned import MIRROR_ENV, cache_dir, pinned
 
-pytestmark = pytest.mark.skipif(
-    not SCHEMAS.is_dir(), reason=f"the schema copies that stand in for upstream are not at {SCHEMAS}"
-)
+pytestmark = needs_schemas
 
 
 @pytest.fixture
