@@ -50,6 +50,9 @@ class GitRepo:
             raise RefusedError(f"{path} is a bare repository: promote from a clone with a work tree")
         self.root = Path(self._repo.working_tree_dir)
         self.git_dir = Path(self._repo.git_dir)
+        # Reads never take git's optional locks (`git status` refreshes the index under index.lock
+        # otherwise): a run killed while it only reads leaves no lock that no journal accounts for.
+        self._repo.git.update_environment(GIT_OPTIONAL_LOCKS="0")
 
     def _run(self, *args: str, strip: bool = True) -> str:
         """Run ``git ARGS`` in the work tree; a failure becomes GitError with git's own message."""
