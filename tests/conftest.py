@@ -352,16 +352,16 @@ def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
 
 def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """From now on, every render of this process is recorded (its directory) in the list returned."""
-    from wealist.render import Renderer
+    from wealist.render import Renderer, RenderJob
 
     built: list[str] = []
-    real = Renderer.build
+    real = Renderer.start
 
-    def counting(self: Renderer, path: Path) -> str:
+    def counting(self: Renderer, path: Path) -> RenderJob:
         built.append(str(path))
         return real(self, path)
 
-    monkeypatch.setattr(Renderer, "build", counting)
+    monkeypatch.setattr(Renderer, "start", counting)
     return built
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import Snapshot, World, count_renders, git
@@ -266,6 +268,57 @@ def test_the_cache_saves_the_render_of_the_unchanged_tree(
         entry.write_text("stale: the cache was read\n")  # a cache that is read changes the outcome
     with pytest.raises(RefusedError, match="would change more than image fields"):
         run(world, env="dev", tag="v1.3.0")
+
+
+def test_the_render_runs_while_the_checks_do(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The draft's render is started before the plan's checks (git reads, and the registry and Argo
+    CD over the network), so they overlap; then the checked plan is what gets committed."""
+    import wealist.plan
+
+    events: list[str] = []
+    renders = count_renders(monkeypatch)
+    real_held = wealist.plan._held
+
+    def held(*args: object) -> list[str]:
+        events.append(f"checks ran after {len(renders)} render(s) started")
+        return real_held(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wealist.plan, "_held", held)
+    run(world, env="dev", tag="v1.1.0")
+    run(world, env="dev", tag="v1.2.0")
+    # A cold cache renders both sides, a warm one only the promoted side: all started before the checks.
+    assert events == ["checks ran after 2 render(s) started", "checks ran after 3 render(s) started"]
+    assert "newTag: v1.2.0" in world.read(DEV)
+
+
+def test_a_refusing_check_stops_the_render_and_leaves_the_render_copy_whole(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that refuses while the draft renders: kustomize is stopped, and the scratch copy
+    under .git/wealist/render holds the committed tree again (its marker says so)."""
+    from wealist.freeze import freeze
+    from wealist.render import RenderJob
+
+    run(world, env="dev", tag="v1.1.0")
+    freeze(world.work, "dev", "release week", None, push=False)
+    cancelled: list[Path] = []
+    real_cancel = RenderJob.cancel
+
+    def cancel(job: RenderJob) -> None:
+        real_cancel(job)
+        assert job._proc.returncode is not None  # killed (or finished), and reaped
+        cancelled.append(job.path)
+
+    monkeypatch.setattr(RenderJob, "cancel", cancel)
+    before = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match="frozen: dev is frozen"):
+        run(world, env="dev", tag="v1.2.0")
+    assert Snapshot.take(world.work) == before
+    # The freeze commit changed the tree, so both sides were rendering.
+    assert [p.name for p in cancelled] == [".dev.promoted", "dev"]
+    scratch = world.work / ".git" / "wealist"
+    assert (scratch / "render.tree").read_text().strip() == git(world.work, "rev-parse", "HEAD^{tree}")
+    assert (scratch / "render" / DEV).read_text() == world.read(DEV)
 
 
 def test_the_order_guard_compares_digests(world: World) -> None:

@@ -21,8 +21,8 @@ from .files import write_if_changed
 from .gitrepo import GitRepo
 from .history import overlay_images
 from .images import ImageRef
-from .plan import Base, Intent, Log, Plan, make_plan
-from .verify import verify_render
+from .plan import Base, Intent, Log, Plan
+from .verify import planned_and_proved
 
 PUSH_ATTEMPTS = 5
 
@@ -241,10 +241,9 @@ def committed_as_planned(repo: GitRepo, plan: Plan, commit: str) -> str | None:
 
 def plan_verify_commit(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> PromotionResult:
     """Plan on ``base``, prove it by rendering, commit it: the first attempt and every retry."""
-    plan = make_plan(repo, cfg, intent, base)
-    if not plan.changes:
+    plan, check = planned_and_proved(repo, cfg, intent, base)
+    if check is None:
         return PromotionResult(plan=plan)
-    check = verify_render(repo, plan)
     commit = commit_plan(repo, plan)
     check.remember(repo, plan.env, commit)
     return PromotionResult(plan=plan, diff=check.diff, commit=commit, branch=repo.branch())

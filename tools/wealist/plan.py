@@ -203,11 +203,9 @@ class Plan:
         return f"promote/{self.env.name}/{tags[0] if len(tags) == 1 else '-'.join(tags)}"
 
 
-def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
-    """What promoting ``intent`` on commit ``base`` changes, with the order guard's evidence.
-
-    Long because it reads the overlay, resolves targets and applies the order guard in one pass over the
-    components."""
+def draft_plan(repo: GitRepo, intent: Intent, base: Base) -> Plan:
+    """What promoting ``intent`` on commit ``base`` would change, before any check: the overlay's
+    new text is already known, so the render that proves it can start while the checks run."""
     env = intent.env
     head = base.sha
     current_text = repo.show(head, str(env.kustomization))
@@ -228,12 +226,37 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
             unchanged.append(comp.name)
         else:
             changes.append(Change(comp.name, comp.image, entry.rendered_name, entry.ref, new))
+    return Plan(
+        env=env,
+        delivery=intent.delivery,
+        base=base,
+        changes=tuple(changes),
+        unchanged=tuple(unchanged),
+        source_env=intent.source.name if intent.source else None,
+        forced=(),
+        reason=intent.reason,
+        rollback_of=rollback_of,
+        new_text=set_images(current_text, {c.image: c.new for c in changes}, str(env.kustomization)),
+        old_text=current_text,
+        image_verified=intent.registry is not None,
+    )
 
+
+def check_plan(repo: GitRepo, cfg: Config, intent: Intent, draft: Plan) -> Plan:
+    """``draft`` after the order guard, the Argo CD gate, holds and freezes (refused unless forced;
+    forced problems are recorded) and the registry (every new reference must exist; where the
+    environment pins digests they are added, which changes the overlay's new text).
+
+    Long because the checks share one read of the previous environment's history and together
+    decide between refusing and recording what was forced."""
+    env, head = draft.env, draft.head
+    changes = list(draft.changes)
+    unchanged = list(draft.unchanged)
     forced: tuple[str, ...] = ()
     gate = None
     notes: list[str] = []
     previous = cfg.previous(env)
-    if changes and rollback_of is None:
+    if changes and draft.rollback_of is None:
         violations: list[str] = []
         if previous is not None:
             # The guard and the gate both may read the previous environment's history: once.
@@ -255,25 +278,20 @@ def make_plan(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> Plan:
             raise RefusedError(". ".join(refusals))
         forced = tuple(violations + held + frozen)
 
+    new_text = draft.new_text
     if changes and intent.registry is not None:
         changes = _checked(intent.registry, env, changes, exact_tag=intent.ref is not None)
         # A tag the environment already runs, pinned to the digest it already has: no change.
         unchanged += [c.component for c in changes if c.new == c.old]
         changes = [c for c in changes if c.new != c.old]
-    new_text = set_images(current_text, {c.image: c.new for c in changes}, str(env.kustomization))
-    return Plan(
-        env=env,
-        delivery=intent.delivery,
-        base=base,
+        if [c.new for c in changes] != [c.new for c in draft.changes]:  # pinned digests
+            new_text = set_images(draft.old_text, {c.image: c.new for c in changes}, draft.path)
+    return dataclasses.replace(
+        draft,
         changes=tuple(changes),
         unchanged=tuple(unchanged),
-        source_env=intent.source.name if intent.source else None,
         forced=forced,
-        reason=intent.reason,
-        rollback_of=rollback_of,
         new_text=new_text,
-        old_text=current_text,
-        image_verified=intent.registry is not None,
         gate=gate,
         notes=tuple(notes),
     )

@@ -21,8 +21,8 @@ from .delivery import (
     push_direct,
 )
 from .gitrepo import GitRepo
-from .plan import Log, PromotionRequest, make_plan, resolve
-from .verify import verify_render
+from .plan import Log, PromotionRequest, resolve
+from .verify import planned_and_proved
 
 
 def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
@@ -33,9 +33,9 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
     target = repo.push_target() if intent.push or intent.delivery == "pull-request" else None
     if intent.dry_run:
         # Reads only: no lock, no journal, no fetch, no scratch directory inside .git.
-        plan = make_plan(repo, cfg, intent, planning_base(repo, cfg, intent, target, fetch=False))
-        diff = verify_render(repo, plan, locked=False).diff if plan.changes else ""
-        return PromotionResult(plan=plan, diff=diff)
+        base = planning_base(repo, cfg, intent, target, fetch=False)
+        plan, check = planned_and_proved(repo, cfg, intent, base, locked=False)
+        return PromotionResult(plan=plan, diff=check.diff if check else "")
 
     with transaction.RepoLock(repo) as lock:
         if lock.recovered:
@@ -45,10 +45,9 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
         base = planning_base(repo, cfg, intent, target, fetch=True)
         if intent.delivery == "pull-request":
             assert target is not None
-            plan = make_plan(repo, cfg, intent, base)
-            if not plan.changes:
+            plan, check = planned_and_proved(repo, cfg, intent, base)
+            if check is None:
                 return PromotionResult(plan=plan)
-            check = verify_render(repo, plan)
             return deliver_pull_request(repo, cfg, plan, check.diff, target, log)
         result = plan_verify_commit(repo, cfg, intent, base)
         if target is not None and result.commit is not None:

@@ -36,11 +36,11 @@ class Renderer:
 
     def build(self, path: Path) -> str:
         """Render one kustomization directory; the renderer's own message on failure."""
-        proc = subprocess.run([*self.argv, str(path)], capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            message = " ".join(proc.stderr.strip().split("\n")[-3:]) or f"exit {proc.returncode}"
-            raise RenderError(f"kustomize build {path} failed: {message}")
-        return proc.stdout
+        return self.start(path).result()
+
+    def start(self, path: Path) -> RenderJob:
+        """Start rendering ``path`` in the background (the caller works meanwhile)."""
+        return RenderJob(self, path)
 
     def build_each(self, paths: Iterable[Path]) -> list[str | RenderError]:
         """Render several directories at once, one process per core; each result is the rendered
@@ -65,6 +65,40 @@ class Renderer:
             if isinstance(result, RenderError):
                 raise result
         return [r for r in results if isinstance(r, str)]
+
+
+class RenderJob:
+    """One kustomize process. Its output goes to unlinked temporary files, not pipes: nobody reads
+    while it runs, and a full pipe would stall it."""
+
+    def __init__(self, renderer: Renderer, path: Path) -> None:
+        self.path = path
+        # Both outlive this call: result() or cancel() closes them.
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._proc = subprocess.Popen([*renderer.argv, str(path)], stdout=self._out, stderr=self._err)
+
+    def result(self) -> str:
+        """The rendered text, once the process ends; RenderError with its own message if it failed."""
+        code = self._proc.wait()
+        self._out.seek(0)
+        self._err.seek(0)
+        out, err = self._out.read(), self._err.read()
+        self._out.close()
+        self._err.close()
+        if code != 0:
+            lines = err.decode(errors="replace").strip().split("\n")
+            message = " ".join(lines[-3:]) or f"exit {code}"
+            raise RenderError(f"kustomize build {self.path} failed: {message}")
+        return out.decode()
+
+    def cancel(self) -> None:
+        """Stop the process if it still runs (its result is not wanted any more)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+        self._out.close()
+        self._err.close()
 
 
 def find_renderer() -> Renderer:

@@ -7,16 +7,17 @@ import difflib
 import hashlib
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Environment
+from .config import Config, Environment
 from .errors import RefusedError
 from .files import write_if_changed
 from .gitrepo import GitRepo
 from .images import split_reference
-from .plan import Plan
-from .render import Renderer, find_renderer
+from .plan import Base, Intent, Plan, check_plan, draft_plan
+from .render import Renderer, RenderJob, find_renderer
 from .treecopy import TreeCopy
 
 CACHE_ENTRIES = 16
@@ -35,49 +36,92 @@ class RenderCheck:
         _cache_put(repo, self.renderer, env, repo.tree(commit), self.after)
 
 
-def verify_render(repo: GitRepo, plan: Plan, locked: bool = True) -> RenderCheck:
-    """Render HEAD's tree before and after the edit; refuse any change beyond the image fields.
+def planned_and_proved(
+    repo: GitRepo, cfg: Config, intent: Intent, base: Base, locked: bool = True
+) -> tuple[Plan, RenderCheck | None]:
+    """The checked plan on ``base`` and its proof by rendering (None when nothing changes).
 
-       Under the lock the renders run in .git/wealist/render, a copy of HEAD's tree kept up to date
-       incrementally, and the render of an unchanged tree comes from .git/wealist/cache (keyed by tree
-       id and renderer): a promotion after a promotion writes one file and renders once. On a cache
-       miss the edited overlay goes into a sibling directory (same depth, so its relative paths still
-       resolve) and both renders run in parallel. A dry run (no lock) uses a throwaway extraction.
-    Long because the locked, cached and dry-run paths share the same before/after contract."""
-    renderer = find_renderer()
-    tree = repo.tree(plan.head)
-    cached = _cache_get(repo, renderer, plan.env, tree)
-    overlay = plan.env.overlay
-    if not locked:
-        import tempfile
+    The draft's render starts before the plan's checks (order guard, Argo CD gate, holds, freeze,
+    registry: git reads and network round trips) and runs on another core while they do. A check
+    that refuses stops it; when the registry pinned digests the overlay text changed, and the
+    promoted side is rendered again."""
+    draft = draft_plan(repo, intent, base)
+    if not draft.changes:
+        return draft, None
+    with _Proof(repo, draft, locked) as proof:
+        plan = check_plan(repo, cfg, intent, draft)
+        if not plan.changes:
+            return plan, None
+        return plan, proof.finish(plan)
 
-        with tempfile.TemporaryDirectory(prefix="wealist-render-") as tmp:
-            repo.archive(plan.head, Path(tmp))
-            before = cached or renderer.build(Path(tmp) / overlay)
-            write_if_changed(Path(tmp) / plan.path, plan.new_text)
-            after = renderer.build(Path(tmp) / overlay)
-    else:
-        copy = TreeCopy(repo)
-        root = copy.checkout(tree)
-        if cached is not None:
-            copy.edit(plan.path, plan.new_text)
-            try:
-                before, after = cached, renderer.build(root / overlay)
-            finally:
-                copy.restore(tree, plan.path, plan.old_text)
+
+class _Proof:
+    """Both renders of a promotion: HEAD's tree before and after the edit.
+
+    Under the lock they run in .git/wealist/render, a copy of HEAD's tree kept up to date
+    incrementally, and the render of an unchanged tree comes from .git/wealist/cache (keyed by tree
+    id and renderer): a promotion after a promotion writes one file and renders once. On a cache
+    miss the edited overlay goes into a sibling directory (same depth, so its relative paths still
+    resolve) and both renders run at once. A dry run (no lock) uses a throwaway extraction."""
+
+    def __init__(self, repo: GitRepo, draft: Plan, locked: bool) -> None:
+        self._repo, self._draft, self._locked = repo, draft, locked
+        self._renderer = find_renderer()
+        self._tree = repo.tree(draft.head)
+        self._cached = _cache_get(repo, self._renderer, draft.env, self._tree)
+        self._jobs: list[RenderJob] = []
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._copy: TreeCopy | None = None
+        self._after: Path | None = None  # the directory the promoted side renders
+
+    def __enter__(self) -> _Proof:
+        overlay = self._draft.env.overlay
+        if self._locked:
+            self._copy = TreeCopy(self._repo)
+            root = self._copy.checkout(self._tree)
         else:
-            sibling = root / overlay.parent / f".{overlay.name}.promoted"
-            shutil.rmtree(sibling, ignore_errors=True)
-            shutil.copytree(root / overlay, sibling)
-            try:
-                write_if_changed(sibling / "kustomization.yaml", plan.new_text)
-                before, after = renderer.build_many([root / overlay, sibling])
-            finally:
-                shutil.rmtree(sibling, ignore_errors=True)
-            _cache_put(repo, renderer, plan.env, tree, before)
-    diff = unified(before, after, f"{overlay} (rendered, {plan.head[:10]})", f"{overlay} (promoted)")
-    _check_only_images(plan, diff, before, after)
-    return RenderCheck(renderer, diff, after)
+            self._scratch = tempfile.TemporaryDirectory(prefix="wealist-render-")
+            root = Path(self._scratch.name)
+            self._repo.archive(self._draft.head, root)
+        if self._copy is not None and self._cached is not None:
+            self._after = root / overlay  # edited in place, put back on exit
+            self._copy.edit(self._draft.path, self._draft.new_text)
+        else:
+            self._after = root / overlay.parent / f".{overlay.name}.promoted"
+            shutil.rmtree(self._after, ignore_errors=True)
+            shutil.copytree(root / overlay, self._after)
+            write_if_changed(self._after / "kustomization.yaml", self._draft.new_text)
+        before = None if self._cached is not None else self._renderer.start(root / overlay)
+        self._jobs = [self._renderer.start(self._after), *([before] if before else [])]
+        return self
+
+    def finish(self, plan: Plan) -> RenderCheck:
+        """Wait for the renders of ``plan`` and refuse any change beyond its image fields."""
+        assert self._after is not None
+        after_job, *before_job = self._jobs
+        if plan.new_text != self._draft.new_text:
+            after_job.cancel()
+            write_if_changed(self._after / "kustomization.yaml", plan.new_text)
+            after_job = self._jobs[0] = self._renderer.start(self._after)
+        before = before_job[0].result() if before_job else self._cached
+        assert before is not None
+        after = after_job.result()
+        if self._locked and self._cached is None:
+            _cache_put(self._repo, self._renderer, plan.env, self._tree, before)
+        overlay = plan.env.overlay
+        diff = unified(before, after, f"{overlay} (rendered, {plan.head[:10]})", f"{overlay} (promoted)")
+        _check_only_images(plan, diff, before, after)
+        return RenderCheck(self._renderer, diff, after)
+
+    def __exit__(self, *exc: object) -> None:
+        for job in self._jobs:
+            job.cancel()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+        elif self._copy is not None and self._cached is not None:
+            self._copy.restore(self._tree, self._draft.path, self._draft.old_text)
+        elif self._after is not None:
+            shutil.rmtree(self._after, ignore_errors=True)
 
 
 def unified(before: str, after: str, label_a: str, label_b: str, context: int = 3) -> str:

@@ -131,12 +131,16 @@ def _run(
 ) -> None:
     """What promote and rollback share after parsing: the run, its result, and --wait (progress on
     stderr; the outcome as the last line of text output, so JSON stays one document)."""
-    from ..wait import after_promotion, parse_duration
-
     if no_verify_image:  # otherwise the default: WEALIST_NO_VERIFY_IMAGE, else verify
         request = dataclasses.replace(request, verify_image=False)
-    seconds = parse_duration(wait_timeout) if request.wait else 0.0  # a bad duration: before anything
+    if not request.wait:
+        print_result(action(request), fmt, request.dry_run, request.push)
+        return
+    # Only --wait needs the Argo CD client (and its HTTP stack): about 25 ms of imports otherwise.
+    from ..wait import after_promotion, parse_duration
+
+    seconds = parse_duration(wait_timeout)  # a bad duration: before anything
     result = action(request)
     print_result(result, fmt, request.dry_run, request.push)
-    if request.wait and not request.dry_run and after_promotion(repo, result, seconds, log) and fmt == "text":
+    if not request.dry_run and after_promotion(repo, result, seconds, log) and fmt == "text":
         click.echo(f"{result.plan.env.name} runs it: synced and Healthy.")
