@@ -433,3 +433,64 @@ def test_cached_schema_validator_agrees_with_kubernetes_validate(obj: dict) -> N
         theirs = exc.message
     ours = next(iter(schema_validator(obj["apiVersion"], obj["kind"]).iter_errors(obj)), None)
     assert (ours.message if ours else None) == theirs
+
+
+def _variants(obj: dict) -> list[dict]:
+    """``obj`` and copies of it broken the ways a shape could hide: a value outside an enum, a
+    string where a number belongs, an unknown key, a number where a string belongs."""
+    import copy
+
+    broken = []
+    for path, value in (
+        (("spec", "template", "spec", "containers", 0, "imagePullPolicy"), "Sometimes"),
+        (("spec", "template", "spec", "containers", 0, "terminationMessagePolicy"), "Whenever"),
+        (("spec", "replicas"), "two"),
+        (("spec", "template", "spec", "restartPolicy"), "Sometimes"),
+        (("spec", "selfHeel"), True),
+        (("metadata", "name"), 7),
+    ):
+        variant = copy.deepcopy(obj)
+        node = variant
+        try:
+            for key in path[:-1]:
+                node = node[key]
+        except (KeyError, IndexError, TypeError):
+            continue
+        node[path[-1]] = value
+        broken.append(variant)
+    return [obj, *broken]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_validating_by_shape_agrees_with_validating_each_object(env: str) -> None:
+    """validate judges objects by shape (strings outside every enum made one placeholder) and
+    validates a shape once: for every rendered object and broken copies of it, the verdict and the
+    reported message are the ones validating the object itself gives."""
+    from wealist.validate.schemas import _shape_passes, check_schemas, schema_validator
+
+    objects = [o for o in render(env) if o.get("kind") != "SealedSecret"]
+    checked = 0
+    for obj in objects:
+        for variant in _variants(obj):
+            validator = schema_validator(variant["apiVersion"], variant["kind"])
+            error = next(iter(validator.iter_errors(variant)), None)
+            assert _shape_passes(variant["apiVersion"], variant["kind"], variant) == (error is None)
+            report = Report()
+            check_schemas([variant], report.add)
+            found = [f.message for f in report.findings]
+            assert len(found) == (0 if error is None else 1)
+            assert error is None or found[0].startswith(error.message)
+            checked += 1
+    assert checked > 3 * len(objects)  # the broken copies were made
+
+
+def test_shapes_prove_nothing_where_a_schema_constrains_strings() -> None:
+    """Shapes stand in for objects only while no schema tells strings apart beyond enums: a
+    property *named* pattern is no constraint, a pattern keyword is."""
+    from wealist.validate.schemas import _schema_enums
+
+    named = {"properties": {"pattern": {"type": "string"}, "policy": {"enum": ["Always", "Never"]}}}
+    assert _schema_enums(named) == frozenset({"Always", "Never"})
+    for keyword, value in (("pattern", "^a"), ("minLength", 2), ("maxLength", 3), ("const", "x")):
+        constrained = {"properties": {"name": {"items": {"type": "string", keyword: value}}}}
+        assert _schema_enums(constrained) is None

@@ -18,7 +18,8 @@ def check_schemas(objects: list[Object], add: Any) -> None:
         if obj.get("kind") == "SealedSecret":
             _check_sealed_secret_shape(obj, add)
             continue
-        validator = schema_validator(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        api_version, kind = str(obj.get("apiVersion", "")), str(obj.get("kind", ""))
+        validator = schema_validator(api_version, kind)
         if validator is None:
             add(
                 "schema",
@@ -26,10 +27,87 @@ def check_schemas(objects: list[Object], add: Any) -> None:
                 f"no schema for {obj.get('apiVersion')} {obj.get('kind')} in Kubernetes {KUBERNETES_VERSION}",
             )
             continue
+        if _shape_passes(api_version, kind, obj):
+            continue
         error = next(iter(validator.iter_errors(obj)), None)
         if error is not None:
             path = "/".join(str(p) for p in error.absolute_path)
             add("schema", name_of(obj), error.message + (f" at {path}" if path else ""))
+
+
+# Stands for every string no enum of the schemas lists: the schemas never tell such strings apart.
+_ANY_STRING = "\0"
+# What could reject one string and accept another that is not in an enum. Kubernetes' schemas use
+# none of them (formats are annotations here: the validator gets no format checker).
+_STRING_KEYWORDS = ("pattern", "minLength", "maxLength", "const")
+
+
+def _shape_passes(api_version: str, kind: str, obj: Object) -> bool:
+    """Whether ``obj`` certainly validates, judged by its shape: every string no enum lists becomes
+    one placeholder, so the Deployments of forty services in six environments are a handful of
+    shapes, each validated once per run (validation is most of validate's own CPU). False when
+    unsure: the object itself is then validated, which also gives the message."""
+    enums = _enum_strings(api_version, kind)
+    if enums is None:
+        return False
+    shape = _shape(obj, enums)
+    key = (api_version, kind, repr(shape))  # repr keeps types apart: "1" is not 1
+    verdict = _SHAPES.get(key)
+    if verdict is None:
+        validator = schema_validator(api_version, kind)
+        verdict = _SHAPES[key] = next(iter(validator.iter_errors(shape)), None) is None
+        if len(_SHAPES) > 4096:  # a long-lived process (the tests) validating many repositories
+            _SHAPES.clear()
+    return verdict
+
+
+_SHAPES: dict[tuple[str, str, str], bool] = {}
+
+
+def _shape(value: Any, enums: frozenset[str]) -> Any:
+    if isinstance(value, str):
+        return value if value in enums else _ANY_STRING
+    if isinstance(value, dict):
+        return {key: _shape(item, enums) for key, item in value.items()}  # keys stay: strict schemas
+    if isinstance(value, list):
+        return [_shape(item, enums) for item in value]
+    return value
+
+
+@functools.cache
+def _enum_strings(api_version: str, kind: str) -> frozenset[str] | None:
+    """Every string an enum of this kind's schema (or the shared definitions) lists; None if one of
+    them constrains strings otherwise, or there is no schema: then shapes prove nothing."""
+    schema = _kind_schema(api_version, kind)
+    shared = _definitions_enums()
+    own = _schema_enums(schema) if schema is not None else None
+    return None if shared is None or own is None else shared | own
+
+
+@functools.cache
+def _definitions_enums() -> frozenset[str] | None:
+    return _schema_enums(_definitions())
+
+
+def _schema_enums(root: Any) -> frozenset[str] | None:
+    enums: set[str] = set()
+    schemas = [root]
+    while schemas:
+        schema = schemas.pop()
+        if isinstance(schema, list):
+            schemas += schema
+            continue
+        if not isinstance(schema, dict):
+            continue
+        if any(keyword in schema for keyword in _STRING_KEYWORDS):
+            return None
+        enums.update(v for v in schema.get("enum") or () if isinstance(v, str))
+        for keyword, value in schema.items():
+            if keyword in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
+                schemas += list(value.values())  # names -> schemas: the names are not keywords
+            elif keyword not in ("enum", "default", "examples", "description", "required"):
+                schemas.append(value)
+    return frozenset(enums)
 
 
 @functools.cache
@@ -47,13 +125,20 @@ def schema_validator(api_version: str, kind: str) -> Any:
     import jsonschema
     from referencing import Registry, Resource
 
-    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    try:
-        schema = _schema_file(f"{kind.lower()}-{group_version}.json")
-    except FileNotFoundError:
+    schema = _kind_schema(api_version, kind)
+    if schema is None:
         return None
     registry = Resource.from_contents(schema) @ (Resource.from_contents(_definitions()) @ Registry())
     return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+@functools.cache
+def _kind_schema(api_version: str, kind: str) -> Any:
+    group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    try:
+        return _schema_file(f"{kind.lower()}-{group_version}.json")
+    except FileNotFoundError:
+        return None
 
 
 def _schema_file(name: str) -> Any:
