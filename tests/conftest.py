@@ -357,9 +357,9 @@ def count_renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     built: list[str] = []
     real = Renderer.start
 
-    def counting(self: Renderer, path: Path) -> RenderJob:
+    def counting(self: Renderer, path: Path, alongside: bool = False) -> RenderJob:
         built.append(str(path))
-        return real(self, path)
+        return real(self, path, alongside)
 
     monkeypatch.setattr(Renderer, "start", counting)
     return built

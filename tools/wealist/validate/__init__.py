@@ -8,6 +8,8 @@ instead of stopping at the first, so one run shows everything that is wrong."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -71,11 +73,11 @@ def targets(cfg: Config) -> list[Target]:
 def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Report:
     """Render every environment × flavour of the fleet and check every invariant; one report.
 
-    Long because it owns the renders' temporary trees (one ExitStack) and runs every check on each."""
-    from contextlib import ExitStack
-
+    The renders start first; what needs no render (sources, promotion.yaml, freezes, the pinned
+    schemas, which may be fetched) is checked while they run, and each environment is checked as
+    soon as its render is ready, while the next ones render. Findings keep one order regardless.
+    Long because it owns the renders' temporary trees (one ExitStack) and sequences every check."""
     from ..gitrepo import GitRepo
-    from ..render import with_components
 
     repo_root = GitRepo(root).root
     report = Report()
@@ -84,78 +86,92 @@ def validate(root: Path, crds: Path | None = None, strict: bool = False) -> Repo
     except ConfigError as exc:  # a finding like any other: CI still gets its report
         report.add("config", "promotion.yaml", exc.message)
         return report
-    renderer = find_renderer()
     plan = targets(cfg)
-    # Renders of unchanged inputs come from .git/wealist/validate/renders: only the environments
-    # whose inputs changed are rendered again.
-    keys = [
-        render_key(repo_root, str(t.env.overlay), t.flavour, renderer.identity()) if cache_enabled() else None
-        for t in plan
-    ]
-    cached = [load_render(repo_root, k) if k else None for k in keys]
-    unrenderable: dict[int, RenderError] = {}  # targets whose render could not even be set up
-    with ExitStack() as stack:
-        paths = []
-        for index, (target, hit) in enumerate(zip(plan, cached, strict=True)):
-            if hit is not None:
-                continue
-            component = PurePosixPath("components", "clusters", target.flavour) if target.flavour else None
-            if component is not None and not (repo_root / component).is_dir():
-                report.add("clusters", str(component), "the fleet uses this flavour, but it does not exist")
-                paths.append(repo_root / target.env.overlay)
-                continue
-            try:
-                paths.append(
-                    stack.enter_context(with_components(repo_root, target.env.overlay, [component]))
-                    if component
-                    else repo_root / target.env.overlay
-                )
-            except RenderError as exc:
-                unrenderable[index] = exc
-        fresh = iter(renderer.build_each(paths))
-        results = [
-            hit if hit is not None else unrenderable.get(i) or next(fresh) for i, hit in enumerate(cached)
-        ]
-    for k, hit, result in zip(keys, cached, results, strict=True):
-        if k and hit is None and isinstance(result, str):
-            store_render(repo_root, k, result)
-
+    crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
     rendered: dict[str, list[Object]] = {}
-    for target, text in zip(plan, results, strict=True):
-        if isinstance(text, RenderError):
-            report.add("render", str(target.env.overlay), text.message, target.label)
-            continue
-        objects = parse_objects(text)
-        rendered[target.label] = objects
-        report.objects[target.label] = len(objects)
-        check_environment(cfg, target.env, objects, report, target.label)
-        if target.flavour:
-            check_flavour(target.flavour, objects, report, target.label)
-    check_image_tags_in_sources(repo_root, cfg, report)
-    check_promotion_config(repo_root, cfg, report)
-    check_freezes(repo_root, cfg, report)
+    with ExitStack() as stack:
+        renders = _start_renders(repo_root, plan, report, stack)
+        sources, schemas = Report(), Report()
+        check_image_tags_in_sources(repo_root, cfg, sources)
+        check_promotion_config(repo_root, cfg, sources)
+        check_freezes(repo_root, cfg, sources)
+        # Only the schemas something here needs: none are fetched for a repository without argocd/
+        # documents or a k3d config.
+        wanted = tuple(
+            prefix
+            for prefix, needed in (
+                ("argocd/", crd_dir is None and any((repo_root / "argocd").rglob("*.yaml"))),
+                ("k3d/", (repo_root / K3D_CONFIG).is_file()),
+            )
+            if needed
+        )
+        fetched = _pinned_schemas(schemas, wanted)
+        check_local_cluster(repo_root, fetched.get(K3D_SCHEMA), schemas)
+        for target, text in zip(plan, renders, strict=True):
+            if isinstance(text, RenderError):
+                report.add("render", str(target.env.overlay), text.message, target.label)
+                continue
+            objects = parse_objects(text)
+            rendered[target.label] = objects
+            report.objects[target.label] = len(objects)
+            check_environment(cfg, target.env, objects, report, target.label)
+            if target.flavour:
+                check_flavour(target.flavour, objects, report, target.label)
+    report.extend(sources)
     by_env = {t.env.name: rendered[t.label] for t in plan if t.label in rendered}
     check_sealing(repo_root, cfg, by_env, report)
-    crd_dir = crds or (Path(os.environ[CRDS_ENV]) if os.environ.get(CRDS_ENV) else None)
-    # Only the schemas something here needs: none are fetched for a repository without argocd/
-    # documents or a k3d config.
-    wanted = tuple(
-        prefix
-        for prefix, needed in (
-            ("argocd/", crd_dir is None and any((repo_root / "argocd").rglob("*.yaml"))),
-            ("k3d/", (repo_root / K3D_CONFIG).is_file()),
-        )
-        if needed
-    )
-    fetched = _pinned_schemas(report, wanted)
+    report.extend(schemas)
     crd_files = [fetched[n] for n in sorted(fetched) if n.startswith("argocd/")] or None
-    check_local_cluster(repo_root, fetched.get(K3D_SCHEMA), report)
     kinds = {env: {(group_of(o), str(o.get("kind"))) for o in objects} for env, objects in by_env.items()}
     check_argocd(repo_root, cfg, crd_dir or crd_files, report, kinds)
     if strict:
         for skipped in report.skipped:
             report.add("strict", "validate", f"skipped: {skipped}")
     return report
+
+
+def _start_renders(
+    repo_root: Path, plan: list[Target], report: Report, stack: ExitStack
+) -> Iterator[str | RenderError]:
+    """Start rendering every target that the cache under .git/wealist/validate/renders does not
+    already hold (only the environments whose inputs changed render again); yields each target's
+    text or error, in order, as it becomes ready. The flavoured copies live as long as ``stack``."""
+    from ..render import with_components
+
+    renderer = find_renderer()
+    keys = [
+        render_key(repo_root, str(t.env.overlay), t.flavour, renderer.identity()) if cache_enabled() else None
+        for t in plan
+    ]
+    cached = [load_render(repo_root, k) if k else None for k in keys]
+    unrenderable: dict[int, RenderError] = {}  # targets whose render could not even be set up
+    paths = []
+    for index, (target, hit) in enumerate(zip(plan, cached, strict=True)):
+        if hit is not None:
+            continue
+        component = PurePosixPath("components", "clusters", target.flavour) if target.flavour else None
+        if component is not None and not (repo_root / component).is_dir():
+            report.add("clusters", str(component), "the fleet uses this flavour, but it does not exist")
+            paths.append(repo_root / target.env.overlay)
+            continue
+        try:
+            paths.append(
+                stack.enter_context(with_components(repo_root, target.env.overlay, [component]))
+                if component
+                else repo_root / target.env.overlay
+            )
+        except RenderError as exc:
+            unrenderable[index] = exc
+    fresh = renderer.build_each(paths)
+
+    def in_order() -> Iterator[str | RenderError]:
+        for index, (key, hit) in enumerate(zip(keys, cached, strict=True)):
+            text = hit if hit is not None else unrenderable.get(index) or next(fresh)
+            if key and hit is None and isinstance(text, str):
+                store_render(repo_root, key, text)
+            yield text
+
+    return in_order()
 
 
 def _pinned_schemas(report: Report, wanted: tuple[str, ...]) -> dict[str, Path]:

@@ -36,6 +36,11 @@ class Report:
     def add(self, check: str, subject: str, message: str, env: str | None = None) -> None:
         self.findings.append(Finding(check, subject, message, env))
 
+    def extend(self, other: Report) -> None:
+        """Add ``other``'s findings and skips after this report's own."""
+        self.findings += other.findings
+        self.skipped += other.skipped
+
     def as_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
