@@ -3,7 +3,6 @@ change beyond the selected images' ``image:`` fields."""
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 import shutil
@@ -133,6 +132,8 @@ def unified(before: str, after: str, label_a: str, label_b: str, context: int = 
     """
     a, b = before.splitlines(True), after.splitlines(True)
     if len(a) != len(b):
+        import difflib  # rarely needed: kept off every promotion's start-up
+
         return "".join(difflib.unified_diff(a, b, f"a/{label_a}", f"b/{label_b}", n=context))
     changed = [i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y]
     if not changed:
