@@ -106,3 +106,108 @@ def test_freezes_are_in_the_history(world: World) -> None:
     )
     lines = text.stdout.splitlines()
     assert "unfreeze(prod)  — Test Promoter" in lines[0] and "freeze(prod): audit week" in lines[1], lines
+
+
+def test_a_freeze_never_overwrites_uncommitted_work(world: World) -> None:
+    """A record somebody is editing (or wrote and never committed) is theirs: refused, untouched."""
+    (world.work / "freezes").mkdir()
+    (world.work / "freezes" / "dev.yaml").write_text("reason: drafted by hand\n")
+    before = Snapshot.take(world.work)
+    with pytest.raises(RefusedError, match=r"freezes/dev\.yaml has uncommitted changes"):
+        freeze(world.work, "dev", "release week", None, push=False)
+    assert Snapshot.take(world.work) == before
+
+
+def test_a_refused_freeze_commit_puts_everything_back(world: World) -> None:
+    """A pre-commit hook refuses the freeze: no record left in the work tree or the index, no
+    journal, and the next run has nothing to heal."""
+    from wealist.errors import GitError
+    from wealist.gitrepo import GitRepo
+    from wealist.transaction import RepoLock
+
+    hook = world.work / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\necho 'no freezes on Fridays' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = Snapshot.take(world.work)
+    with pytest.raises(GitError, match="no freezes on Fridays"):
+        freeze(world.work, "dev", "release week", None, push=False)
+    assert Snapshot.take(world.work) == before
+    assert not (world.work / ".git" / "wealist" / "journal.json").exists()
+    with RepoLock(GitRepo(world.work)) as lock:
+        assert lock.recovered is None
+
+
+@pytest.mark.parametrize("removing", [False, True], ids=["freeze", "unfreeze"])
+def test_a_killed_freeze_is_healed_by_the_next_run(world: World, removing: bool) -> None:
+    """A freeze (or unfreeze) killed after writing its record but before its commit: the next run
+    puts the record back as HEAD has it, and the index too."""
+    from wealist import transaction
+    from wealist.gitrepo import GitRepo
+    from wealist.transaction import RepoLock
+
+    path = "freezes/dev.yaml"
+    if removing:
+        freeze(world.work, "dev", "release week", None, push=False)
+    before = Snapshot.take(world.work)
+    repo = GitRepo(world.work)
+    original = repo.show("HEAD", path)
+    new = None if removing else 'reason: "half-way"\n'
+    transaction.begin(repo, world.head(), path, original, new, "unfreeze" if removing else "freeze")
+    if removing:
+        (world.work / path).unlink()
+    else:
+        (world.work / "freezes").mkdir(exist_ok=True)
+        (world.work / path).write_text(new or "")
+        git(world.work, "add", path)
+    with RepoLock(repo) as lock:
+        what = "unfreeze" if removing else "freeze"
+        assert lock.recovered == f"an interrupted {what} was rolled back; {path} is as it was"
+    assert Snapshot.take(world.work) == before
+
+
+def test_freezes_survive_sigkill_at_random_moments(world: World) -> None:
+    """`wealist freeze` / `unfreeze` killed at random moments: the clone is always as before or
+    holds the finished commit, with nothing left over once the next run took the lock."""
+    import contextlib
+    import os
+    import random
+    import signal
+    import time
+
+    from wealist.gitrepo import GitRepo
+    from wealist.transaction import RepoLock
+
+    rng = random.Random(20261125)
+    started = time.monotonic()
+    subprocess.run([WEALIST, "freeze", "--env", "dev", "--reason", "timing"], cwd=world.work, check=True)
+    subprocess.run([WEALIST, "unfreeze", "--env", "dev"], cwd=world.work, check=True)
+    duration = (time.monotonic() - started) / 2
+    outcomes = []
+    for attempt in range(12):
+        head = world.head()
+        frozen = (world.work / "freezes" / "dev.yaml").exists()
+        args = ["unfreeze", "--env", "dev"]
+        if not frozen:
+            args = ["freeze", "--env", "dev", "--reason", f"r{attempt}"]
+        proc = subprocess.Popen(
+            [WEALIST, *args],
+            cwd=world.work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(rng.uniform(0.1, 1.5) * duration)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        with RepoLock(GitRepo(world.work), timeout=5):
+            pass
+        if world.head() != head:
+            assert git(world.work, "rev-parse", "HEAD~1") == head
+            assert git(world.work, "log", "-1", "--format=%s").startswith(args[0] + "(dev)")
+        outcomes.append(world.head() != head)
+        assert git(world.work, "status", "--porcelain", "--untracked-files=all") == "", f"attempt {attempt}"
+        assert not (world.work / ".git" / "wealist" / "journal.json").exists()
+        git_dir = world.work / ".git"
+        assert [*git_dir.glob("*.lock"), *git_dir.glob("refs/heads/*.lock")] == [], f"attempt {attempt}"
+    print(f"{sum(outcomes)} of {len(outcomes)} killed runs had committed")

@@ -173,7 +173,7 @@ def commit_plan(repo: GitRepo, plan: Plan) -> str:
             write_if_changed(repo.root / plan.path, plan.old_text)
             raise RefusedError(f"{problem}: the commit is undone and {plan.path} is as it was")
     except BaseException:
-        _put_back_quietly(repo, journal)
+        transaction.put_back_after_failure(repo, journal)
         raise
     transaction.finish(repo)
     return commit
@@ -196,19 +196,6 @@ def _write_and_commit(repo: GitRepo, plan: Plan) -> tuple[str, str | None]:
     except GitError as exc:
         raise GitError(f"{exc.message}{_hooks_ran(repo)}; nothing was committed") from None
     return commit, committed_as_planned(repo, plan, commit)
-
-
-def _put_back_quietly(repo: GitRepo, journal: transaction.Journal) -> None:
-    """Restore the overlay after a failure; if even that is impossible, the journal stays and the
-    next run finishes the job (the first failure is what the user must read)."""
-    # Ctrl-C reaches git and this process at once: hold further interrupts until the file is back.
-    with transaction.signals_held():
-        repo.restart_readers()  # the interrupt may have killed git's reader process too
-        try:
-            transaction.put_back(repo, journal)
-        except (GitError, RefusedError, OSError):
-            return
-        transaction.finish(repo)
 
 
 def _hooks_ran(repo: GitRepo) -> str:

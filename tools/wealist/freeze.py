@@ -113,8 +113,9 @@ def _quoted(text: str) -> str:
 
 
 def _commit(repo: GitRepo, path: str, text: str | None, subject: str, push: bool) -> str:
-    """Write (or remove) the record and commit exactly it under the repository lock; put the file
-    back if the commit fails."""
+    """Write (or remove) the record and commit exactly it, under the repository lock and the same
+    journal as a promotion: a failure this process survives puts the file back at once, and a
+    killed run is healed by the next one (no stray record is left behind either way)."""
     from . import transaction
     from .files import write_if_changed
 
@@ -123,6 +124,10 @@ def _commit(repo: GitRepo, path: str, text: str | None, subject: str, push: bool
             raise RefusedError("staged changes exist: commit or unstage them first")
         target = repo.root / path
         before = repo.show("HEAD", path)
+        if repo.modified(path) or (before is None and target.exists()):
+            raise RefusedError(f"{path} has uncommitted changes: commit or discard them first")
+        what = subject.partition("(")[0]  # freeze, unfreeze
+        journal = transaction.begin(repo, repo.head(), path, before, text, what)
         try:
             if text is None:
                 target.unlink()
@@ -133,12 +138,9 @@ def _commit(repo: GitRepo, path: str, text: str | None, subject: str, push: bool
                     repo.add(path)  # `git commit -- PATH` commits only files git already knows
             commit = repo.commit(f"{subject}\n\nWealist-Freeze: {path}\n", [path])
         except BaseException:
-            if before is None:
-                target.unlink(missing_ok=True)
-            else:
-                write_if_changed(target, before)
-            repo.unstage(path)
+            transaction.put_back_after_failure(repo, journal)
             raise
+        transaction.finish(repo)
         if push:
             remote, branch = repo.push_target()
             repo.push(remote, "HEAD", branch)

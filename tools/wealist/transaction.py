@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
-from .errors import RefusedError
+from .errors import GitError, RefusedError
 from .files import write_if_changed
 from .gitrepo import GitRepo
 
@@ -34,11 +34,12 @@ SCRATCH = "tmp"  # .git/wealist/tmp: worktrees of interrupted pull-request deliv
 
 @dataclass(frozen=True)
 class Journal:
-    head: str  # HEAD before the promotion commit
-    path: str  # the overlay file, relative to the root
-    original: str  # its content at HEAD
-    new: str  # what the run writes into it
+    head: str  # HEAD before the run's commit
+    path: str  # the one file it changes (an overlay, a freeze record), relative to the root
+    original: str | None  # its content at HEAD; None: it does not exist there (a new freeze)
+    new: str | None  # what the run writes into it; None: the run removes it (an unfreeze)
     started: float
+    what: str = "promotion"  # for the user: what was interrupted
 
 
 class RepoLock:
@@ -110,10 +111,12 @@ def scratch_dir(repo: GitRepo) -> Path:
     return path
 
 
-def begin(repo: GitRepo, head: str, path: str, original: str, new: str) -> Journal:
+def begin(
+    repo: GitRepo, head: str, path: str, original: str | None, new: str | None, what: str = "promotion"
+) -> Journal:
     """Record, before the work tree changes, what to restore if the run dies."""
     repo.state_dir().mkdir(exist_ok=True)
-    journal = Journal(head, path, original, new, time.time())
+    journal = Journal(head, path, original, new, time.time(), what)
     write_if_changed(_journal_path(repo), json.dumps(asdict(journal)))
     return journal
 
@@ -153,32 +156,51 @@ def put_back(repo: GitRepo, journal: Journal) -> str:
     Raises RefusedError (keeping the journal) when the file holds neither the original nor the
     run's text: those are the user's edits."""
     target = repo.root / journal.path
+    what = journal.what
     if repo.head() != journal.head:
-        # git moves the branch only once a commit is complete: either the promotion landed, or the
-        # user committed since. In both cases the work tree is theirs now.
+        # git moves the branch only once a commit is complete: either the run's commit landed, or
+        # the user committed since. In both cases the work tree is theirs now.
         if repo.show("HEAD", journal.path) == journal.new:
             _unstage_own(repo, journal)
-            return "an interrupted promotion had completed its commit; cleaned up after it"
-        return f"an interrupted promotion's journal was older than HEAD; {journal.path} was left alone"
+            return f"an interrupted {what} had completed its commit; cleaned up after it"
+        return f"an interrupted {what}'s journal was older than HEAD; {journal.path} was left alone"
     try:
         current: str | None = target.read_text(encoding="utf-8")
-    except (FileNotFoundError, UnicodeDecodeError):
+    except FileNotFoundError:
         current = None
+    except UnicodeDecodeError:
+        current = ""  # certainly not what either side wrote
     if current not in (journal.new, journal.original):
         raise RefusedError(
-            f"{journal.path} was changed after an interrupted promotion wrote it, so wealist left it "
+            f"{journal.path} was changed after an interrupted {what} wrote it, so wealist left it "
             f"alone: look at it (git diff -- {journal.path}), then commit or discard it and run again"
         )
-    write_if_changed(target, journal.original)
+    if journal.original is None:
+        target.unlink(missing_ok=True)
+    else:
+        write_if_changed(target, journal.original)
     _unstage_own(repo, journal)
-    return f"an interrupted promotion was rolled back; {journal.path} is as it was"
+    return f"an interrupted {what} was rolled back; {journal.path} is as it was"
 
 
 def _unstage_own(repo: GitRepo, journal: Journal) -> None:
     """Reset the index entry only when it holds the run's text (git may have staged it before
-    dying); anything else staged there is the user's."""
-    if repo.index_blob(journal.path) == repo.blob_id(journal.new, journal.path):
+    dying); anything else staged there is the user's. A removal stages nothing before its commit."""
+    if journal.new is not None and repo.index_blob(journal.path) == repo.blob_id(journal.new, journal.path):
         repo.unstage(journal.path)
+
+
+def put_back_after_failure(repo: GitRepo, journal: Journal) -> None:
+    """Restore the file after a failure this process survived; if even that is impossible, the
+    journal stays and the next run finishes the job (the first failure is what the user must read)."""
+    # Ctrl-C reaches git and this process at once: hold further interrupts until the file is back.
+    with signals_held():
+        repo.restart_readers()  # the interrupt may have killed git's reader process too
+        try:
+            put_back(repo, journal)
+        except (GitError, RefusedError, OSError):
+            return
+        finish(repo)
 
 
 def _clear_git_locks(repo: GitRepo, since: float) -> None:
