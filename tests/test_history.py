@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from conftest import Snapshot, World, git
@@ -148,3 +150,41 @@ def test_a_rolled_back_reference_is_held_until_a_forced_promotion_releases_it(wo
     assert done.commit is not None
     assert "Wealist-Forced: board-api v1.2.0 is held in dev" in git(world.work, "log", "-1", "--format=%B")
     assert repository_status(world.work).holds == []  # released by the forced promotion
+
+
+def test_history_never_loads_gitpython(world: World) -> None:
+    """history reads with git alone (log and one cat-file batch): GitPython's import (~55 ms, two
+    `git version` runs) is a third of the command's time, so it must stay out of this path."""
+    import subprocess
+    import sys
+
+    step(world, env="dev", tag="v1.1.0")
+    code = (
+        "import sys\n"
+        "from wealist.cli import main\n"
+        "sys.argv = ['wealist', 'history', '--format', 'json']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert exit.code == 0, exit.code\n"
+        "assert 'git' not in sys.modules, 'GitPython was imported'\n"
+        "print('ok', file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=world.work, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "ok"
+    assert '"env": "dev"' in done.stdout
+
+
+def test_the_repository_is_found_without_git_and_refused_when_bare(world: World, tmp_path: Path) -> None:
+    """From a subdirectory, through a worktree's gitdir file; a bare repository and a missing
+    directory are refused by name, not found in a repository above them."""
+    assert GitRepo(world.work / "overlays" / "dev").root == world.work
+    worktree = tmp_path / "wt"
+    git(world.work, "worktree", "add", "-q", "--detach", str(worktree))
+    found = GitRepo(worktree / "base")
+    assert (found.root, found.git_dir) == (worktree, world.work / ".git" / "worktrees" / "wt")
+    assert found.head() == world.head()
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "-q", "--bare", str(world.work), str(bare))
+    with pytest.raises(RefusedError, match="is a bare repository"):
+        GitRepo(bare)
+    with pytest.raises(RefusedError, match="is not inside a git repository"):
+        GitRepo(world.work / "no-such-directory")

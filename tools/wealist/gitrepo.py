@@ -37,22 +37,30 @@ class LogEntry:
 
 
 class GitRepo:
-    """The repository the tool works on; every git operation is a method here."""
+    """The repository the tool works on; every git operation is a method here.
+
+    GitPython (about 55 ms to import here, two `git version` runs included) is loaded on first use:
+    finding the repository and the bulk reads (``log``, ``show_many``) need only git itself, so a
+    read-only command such as history never loads it."""
 
     def __init__(self, path: Path) -> None:
-        from git import InvalidGitRepositoryError, NoSuchPathError, Repo
-
-        try:
-            self._repo: Repo = Repo(path, search_parent_directories=True)
-        except (InvalidGitRepositoryError, NoSuchPathError):
-            raise RefusedError(f"{path} is not inside a git repository") from None
-        if self._repo.bare or self._repo.working_tree_dir is None:
-            raise RefusedError(f"{path} is a bare repository: promote from a clone with a work tree")
-        self.root = Path(self._repo.working_tree_dir)
-        self.git_dir = Path(self._repo.git_dir)
+        found = find_work_tree(path)
+        if found is None:
+            raise RefusedError(f"{path} is not inside a git repository")
+        self.root, self.git_dir = found
         # Reads never take git's optional locks (`git status` refreshes the index under index.lock
         # otherwise): a run killed while it only reads leaves no lock that no journal accounts for.
-        self._repo.git.update_environment(GIT_OPTIONAL_LOCKS="0")
+        self._env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+        self._gitpython: Repo | None = None
+
+    @property
+    def _repo(self) -> Repo:
+        if self._gitpython is None:
+            from git import Repo
+
+            self._gitpython = Repo(self.root)
+            self._gitpython.git.update_environment(GIT_OPTIONAL_LOCKS="0")
+        return self._gitpython
 
     def _run(self, *args: str, strip: bool = True) -> str:
         """Run ``git ARGS`` in the work tree; a failure becomes GitError with git's own message."""
@@ -63,6 +71,15 @@ class GitRepo:
         except GitCommandError as exc:
             raise GitError(f"git {args[0]} failed: {_git_message(exc)}") from exc
         return str(out)
+
+    def _read(self, *args: str, stdin: bytes = b"") -> bytes:
+        """A read-only git command run directly (no GitPython): its stdout, or GitError."""
+        proc = subprocess.run(
+            ["git", *args], cwd=self.root, input=stdin, capture_output=True, check=False, env=self._env
+        )
+        if proc.returncode != 0:
+            raise GitError(f"git {args[0]} failed: {_git_message(proc)}")
+        return proc.stdout
 
     def _run_bytes(self, *args: str) -> bytes:
         from git import GitCommandError
@@ -124,12 +141,7 @@ class GitRepo:
         if not specs:
             return []
         request = "".join(f"{rev}:{path}\n" for rev, path in specs).encode()
-        proc = subprocess.run(
-            ["git", "cat-file", "--batch"], cwd=self.root, input=request, capture_output=True, check=False
-        )
-        if proc.returncode != 0:
-            raise GitError(f"git cat-file failed: {proc.stderr.decode(errors='replace').strip()}")
-        out, position = proc.stdout, 0
+        out, position = self._read("cat-file", "--batch", stdin=request), 0
         results: list[str | None] = []
         for spec in specs:
             end = out.index(b"\n", position)
@@ -194,16 +206,8 @@ class GitRepo:
 
     def blob_id(self, text: str, path: str) -> str:
         """The blob id git would store for ``text`` written at ``path`` (its filters applied)."""
-        proc = subprocess.run(
-            ["git", "hash-object", "--stdin", f"--path={path}"],
-            cwd=self.root,
-            input=text.encode("utf-8"),
-            capture_output=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            raise GitError(f"git hash-object failed: {proc.stderr.decode(errors='replace').strip()}")
-        return proc.stdout.decode().strip()
+        out = self._read("hash-object", "--stdin", f"--path={path}", stdin=text.encode("utf-8"))
+        return out.decode().strip()
 
     def index_flags(self, path: str) -> str:
         """``git ls-files -v`` tag of ``path``: S for skip-worktree (sparse checkout), a lower-case
@@ -259,7 +263,7 @@ class GitRepo:
         # The separator comes first: with --name-only, git prints a commit's files after its record.
         fmt = "%x1e%H%x1f%an%x1f%aI%x1f%s%x1f%(trailers:only,unfold)%x1f"
         extra = ["--name-only"] if with_paths else []
-        out = self._run("log", f"--format={fmt}", *extra, *args, strip=False)
+        out = self._read("log", f"--format={fmt}", *extra, *args).decode("utf-8", errors="replace")
         entries = []
         for record in out.split("\x1e")[1:]:
             fields = record.split("\x1f")
@@ -457,9 +461,32 @@ def _push_reason(output: str) -> str:
     return "; ".join(dict.fromkeys(reasons)) or "the remote refused it"
 
 
-def _git_message(exc: Exception) -> str:
+def find_work_tree(path: Path) -> tuple[Path, Path] | None:
+    """(the work tree's top level, its git directory) for ``path``, found the way GitPython and
+    git do (the nearest ``.git``, a directory or a worktree's ``gitdir:`` file), without running
+    either; None outside a repository. A bare repository is refused: promotions need a work tree."""
+    try:
+        start = path.resolve()
+    except OSError:
+        return None
+    if not start.is_dir():
+        return None
+    for candidate in [start, *start.parents]:
+        dot_git = candidate / ".git"
+        if dot_git.is_dir():
+            return candidate, dot_git
+        if dot_git.is_file():
+            target = dot_git.read_text(encoding="utf-8", errors="replace").removeprefix("gitdir:").strip()
+            return candidate, (candidate / target).resolve()
+        if all((candidate / name).exists() for name in ("HEAD", "objects", "refs")):
+            raise RefusedError(f"{path} is a bare repository: promote from a clone with a work tree")
+    return None
+
+
+def _git_message(exc: Exception | subprocess.CompletedProcess[bytes]) -> str:
     """git's last meaningful stderr line, without GitPython's framing."""
-    stderr = str(getattr(exc, "stderr", "") or "")
+    stderr = getattr(exc, "stderr", "") or ""
+    stderr = stderr.decode(errors="replace") if isinstance(stderr, bytes) else str(stderr)
     stderr = stderr.strip().removeprefix("stderr:").strip().strip("'").strip()
     lines = [
         line.strip()
@@ -469,7 +496,8 @@ def _git_message(exc: Exception) -> str:
     for line in lines:
         if line.startswith(("fatal:", "error:")):
             return line.split(":", 1)[1].strip()
-    return lines[-1] if lines else f"exit status {getattr(exc, 'status', '?')}"
+    status = getattr(exc, "status", None) or getattr(exc, "returncode", "?")
+    return lines[-1] if lines else f"exit status {status}"
 
 
 def _as_git_stores(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:

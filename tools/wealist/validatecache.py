@@ -27,24 +27,6 @@ KEEP = 8  # reports kept; older ones are removed
 _REMOTE = re.compile(r"^\s*-\s*(?:https?://|git@|ssh://|github\.com/)", re.MULTILINE)
 
 
-def find_root(path: Path) -> Path | None:
-    """The work tree's top level that contains ``path`` (where ``.git`` is), without git."""
-    for candidate in [path.resolve(), *path.resolve().parents]:
-        if (candidate / ".git").exists():
-            return candidate
-    return None
-
-
-def git_dir(root: Path) -> Path | None:
-    dot_git = root / ".git"
-    if dot_git.is_dir():
-        return dot_git
-    if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
-        target = dot_git.read_text(encoding="utf-8").removeprefix("gitdir:").strip()
-        return (root / target).resolve()
-    return None
-
-
 def key(root: Path, crds: Path | None, strict: bool, renderer: str) -> str | None:
     """The cache key of a validate run (``renderer``: its identity), or None when the run must
     not be cached."""
@@ -144,8 +126,10 @@ def _keep(root: Path, subdirectory: str, name: str, text: str, keep: int) -> Non
 
 
 def _directory(root: Path) -> Path | None:
-    found = git_dir(root)
-    return None if found is None else found / "wealist" / "validate"
+    from .gitrepo import find_work_tree
+
+    found = find_work_tree(root)
+    return None if found is None else found[1] / "wealist" / "validate"
 
 
 def enabled() -> bool:

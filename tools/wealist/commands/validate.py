@@ -30,10 +30,12 @@ def validate_cmd(repo: Path, crds: Path | None, strict: bool, fmt: str) -> None:
     the README lists (schemas, namespaces, workloads, network, waves, secrets, Argo CD); exit 1 on
     any finding."""
     from ..errors import ValidationFailed
+    from ..gitrepo import find_work_tree
     from ..render import find_renderer
-    from ..validatecache import enabled, find_root, key, load, store
+    from ..validatecache import enabled, key, load, store
 
-    root = find_root(repo)
+    found = find_work_tree(repo)
+    root = found[0] if found else None
     cache_key = (
         key(root, crds, strict, find_renderer().identity()) if root is not None and enabled() else None
     )
