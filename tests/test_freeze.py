@@ -165,6 +165,34 @@ def test_a_killed_freeze_is_healed_by_the_next_run(world: World, removing: bool)
     assert Snapshot.take(world.work) == before
 
 
+def test_an_unfreeze_whose_commit_moved_the_branch_but_not_the_index_is_cleaned_up(world: World) -> None:
+    """Found by the random kills: an unfreeze's `git commit` killed after the branch moved but
+    before the index was replaced leaves the removed record staged as an addition ("AD"); recovery
+    makes the index match the finished commit."""
+    import shutil
+
+    from wealist import transaction
+    from wealist.gitrepo import GitRepo
+    from wealist.transaction import RepoLock
+
+    path = "freezes/dev.yaml"
+    freeze(world.work, "dev", "release week", None, push=False)
+    repo = GitRepo(world.work)
+    before = world.head()
+    transaction.begin(repo, before, path, world.read(path), None, "unfreeze")
+    (world.work / path).unlink()
+    index = world.work / ".git" / "index"
+    shutil.copy(index, index.with_suffix(".before"))
+    repo.commit("unfreeze(dev)\n\nWealist-Freeze: freezes/dev.yaml\n", [path])
+    shutil.copy(index.with_suffix(".before"), index)
+    index.with_suffix(".before").unlink()
+    assert git(world.work, "status", "--porcelain") == f"AD {path}"
+    with RepoLock(repo) as lock:
+        assert lock.recovered == "an interrupted unfreeze had completed its commit; cleaned up after it"
+    assert world.head() != before
+    assert git(world.work, "status", "--porcelain", "--untracked-files=all") == ""
+
+
 def test_freezes_survive_sigkill_at_random_moments(world: World) -> None:
     """`wealist freeze` / `unfreeze` killed at random moments: the clone is always as before or
     holds the finished commit, with nothing left over once the next run took the lock."""

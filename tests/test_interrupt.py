@@ -125,6 +125,32 @@ def test_recovery_keeps_a_finished_commit(world: World) -> None:
     assert git(world.work, "status", "--porcelain") == ""
 
 
+def test_recovery_after_git_moved_the_branch_but_not_the_index(world: World) -> None:
+    """`git commit` killed after it moved the branch but before it replaced the index: the commit
+    landed, and the index still holds the old overlay (staged as a change back). Recovery makes
+    the index match the finished commit."""
+    import shutil
+
+    from wealist import transaction
+
+    repo = GitRepo(world.work)
+    before = world.head()
+    original = world.read(DEV)
+    new = original.replace("v1.0.0", "v7.1.0")
+    transaction.begin(repo, before, DEV, original, new)
+    world.write(DEV, new)
+    index = world.work / ".git" / "index"
+    shutil.copy(index, index.with_suffix(".before"))
+    repo.commit("promote(dev): by hand\n\nWealist-Env: dev\n", [DEV])
+    shutil.copy(index.with_suffix(".before"), index)  # the old index: as if git never renamed its lock
+    index.with_suffix(".before").unlink()
+    assert git(world.work, "status", "--porcelain") == f"MM {DEV}"
+    with RepoLock(repo) as lock:
+        assert lock.recovered == "an interrupted promotion had completed its commit; cleaned up after it"
+    assert world.head() != before
+    assert git(world.work, "status", "--porcelain") == ""
+
+
 def test_a_second_run_waits_then_fails_cleanly_while_the_lock_is_held(world: World) -> None:
     from wealist.errors import RefusedError
 

@@ -184,9 +184,12 @@ def put_back(repo: GitRepo, journal: Journal) -> str:
 
 
 def _unstage_own(repo: GitRepo, journal: Journal) -> None:
-    """Reset the index entry only when it holds the run's text (git may have staged it before
-    dying); anything else staged there is the user's. A removal stages nothing before its commit."""
-    if journal.new is not None and repo.index_blob(journal.path) == repo.blob_id(journal.new, journal.path):
+    """Make the index entry match HEAD again when it holds what the run left there: its own text
+    (staged before git died), or the original one (a `git commit` killed after moving the branch
+    but before replacing the index). Anything else staged there is the user's."""
+    staged = repo.index_blob(journal.path)
+    ours = {repo.blob_id(text, journal.path) for text in (journal.new, journal.original) if text is not None}
+    if staged in ours and staged != repo.blob_at("HEAD", journal.path):
         repo.unstage(journal.path)
 
 
