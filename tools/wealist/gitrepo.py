@@ -6,11 +6,13 @@ exactly as they do on the command line.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import subprocess
 import tarfile
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,10 +20,9 @@ from typing import TYPE_CHECKING
 from .errors import ConfigError, GitError, PushRejected, RefusedError
 
 if TYPE_CHECKING:
-    from git import Commit, Repo
+    from git import Repo
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
-_SIMPLE_REF = re.compile(r"HEAD|[A-Za-z0-9][A-Za-z0-9._/-]*")
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ class LogEntry:
 class GitRepo:
     """The repository the tool works on; every git operation is a method here.
 
-    GitPython (about 55 ms to import here, two `git version` runs included) is loaded on first use:
-    finding the repository and the bulk reads (``log``, ``show_many``) need only git itself, so a
-    read-only command such as history never loads it."""
+    Commands run through GitPython, which turns their failures into our errors. GitPython costs
+    about 55 ms to import here (two `git version` runs included), so it is loaded on first use, and
+    reads do not need it: the repository is found without git, objects come from one persistent
+    `git cat-file --batch` of our own, and the bulk reads (log, archive, tree diffs) run git
+    directly. A promotion therefore reads and starts its render before GitPython loads (it loads
+    while kustomize runs), and a read-only command such as history never loads it."""
 
     def __init__(self, path: Path) -> None:
         found = find_work_tree(path)
@@ -52,6 +56,7 @@ class GitRepo:
         # otherwise): a run killed while it only reads leaves no lock that no journal accounts for.
         self._env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
         self._gitpython: Repo | None = None
+        self._objects = _ObjectReader(self.root, self._env)
 
     @property
     def _repo(self) -> Repo:
@@ -81,33 +86,20 @@ class GitRepo:
             raise GitError(f"git {args[0]} failed: {_git_message(proc)}")
         return proc.stdout
 
-    def _run_bytes(self, *args: str) -> bytes:
-        from git import GitCommandError
-
-        try:
-            out = self._repo.git.execute(
-                ["git", *args], stdout_as_string=False, strip_newline_in_stdout=False
-            )
-        except GitCommandError as exc:
-            raise GitError(f"git {args[0]} failed: {_git_message(exc)}") from exc
-        assert isinstance(out, bytes)
-        return out
-
     # -- reading -------------------------------------------------------------------------------
-
-    # Reads go through GitPython's object database: one persistent `git cat-file --batch` process
-    # answers every object lookup of a command, instead of a git process per read.
 
     def restart_readers(self) -> None:
         """Drop the persistent `git cat-file` processes (new ones start on the next read): after a
         Ctrl-C, which the terminal sends to them too, they are gone and reads would hit a dead pipe."""
-        self._repo.git.clear_cache()
+        self._objects.close()
+        if self._gitpython is not None:
+            self._gitpython.git.clear_cache()
 
     def head(self) -> str:
-        try:
-            return self._repo.head.commit.hexsha
-        except ValueError:
-            raise RefusedError(f"{self.root} has no commits yet") from None
+        found = self._objects.read("HEAD")
+        if found is None or found[1] != "commit":
+            raise RefusedError(f"{self.root} has no commits yet")
+        return found[0]
 
     def rev(self, rev: str) -> str:
         """The commit ``rev`` names (any revision git understands); GitError naming it otherwise."""
@@ -117,7 +109,10 @@ class GitRepo:
             raise GitError(f"{rev!r} names no commit here") from None
 
     def tree(self, rev: str) -> str:
-        return self._commit(rev).tree.hexsha
+        found = self._objects.read(f"{rev}^{{tree}}")
+        if found is None:
+            raise GitError(f"{rev!r} names no commit here")
+        return found[0]
 
     def branch(self) -> str | None:
         """The checked-out branch, or None on a detached HEAD."""
@@ -129,11 +124,8 @@ class GitRepo:
     def show(self, rev: str, path: str) -> str | None:
         """The content of ``path`` at ``rev``, or None when it does not exist there: one round trip
         to the persistent `git cat-file --batch`, which resolves ``rev:path`` itself."""
-        try:
-            _, kind, _, data = self._repo.git.get_object_data(f"{rev}:{path}")
-        except ValueError:
-            return None
-        return _text(bytes(data), rev, path) if kind == b"blob" or kind == "blob" else None
+        found = self._objects.read(f"{rev}:{path}")
+        return _text(found[2], rev, path) if found is not None and found[1] == "blob" else None
 
     def show_many(self, specs: list[tuple[str, str]]) -> list[str | None]:
         """``show`` for many (rev, path) pairs in one `git cat-file --batch` run: a long history is
@@ -144,40 +136,28 @@ class GitRepo:
         out, position = self._read("cat-file", "--batch", stdin=request), 0
         results: list[str | None] = []
         for spec in specs:
-            end = out.index(b"\n", position)
-            header = out[position:end].split()
-            position = end + 1
-            if len(header) != 3:  # "<spec> missing"
+            end = out.index(b"\n", position) + 1
+            header = _batch_header(out[position:end])
+            position = end
+            if header is None:
                 results.append(None)
                 continue
-            size = int(header[2])
-            data = out[position : position + size]
-            position += size + 1
-            results.append(_text(data, *spec) if header[1] == b"blob" else None)
+            data = out[position : position + header[2]]
+            position += header[2] + 1
+            results.append(_text(data, *spec) if header[1] == "blob" else None)
         return results
 
-    def _commit(self, rev: str) -> Commit:
-        """A commit object; a full hex id is looked up directly, anything else is resolved by git."""
-        from git import BadName, Commit
-
-        try:
-            if _FULL_SHA.fullmatch(rev):
-                return self._repo.commit(rev)
-            # Branch, tag and HEAD names resolve in Python (refs are files); git settles the rest.
-            obj = self._repo.rev_parse(rev) if _SIMPLE_REF.fullmatch(rev) else None
-            return obj if isinstance(obj, Commit) else self._repo.commit(self.rev(rev))
-        except (BadName, ValueError):
-            raise GitError(f"{rev!r} names no commit here") from None
-
     def parents(self, rev: str) -> list[str]:
-        return [parent.hexsha for parent in self._commit(rev).parents]
+        found = self._objects.read(f"{rev}^{{commit}}")
+        if found is None:
+            raise GitError(f"{rev!r} names no commit here")
+        headers = found[2].split(b"\n\n", 1)[0].decode()
+        return [line.split()[1] for line in headers.splitlines() if line.startswith("parent ")]
 
     def blob_at(self, rev: str, path: str) -> str | None:
         """The blob id of ``path`` in ``rev``'s tree, or None."""
-        try:
-            return str((self._commit(rev).tree / path).hexsha)
-        except KeyError:
-            return None
+        found = self._objects.read(f"{rev}:{path}")
+        return found[0] if found is not None else None
 
     def staged(self) -> list[str]:
         return (
@@ -253,7 +233,7 @@ class GitRepo:
     def archive(self, rev: str, dest: Path, paths: list[str] | None = None) -> None:
         """Materialise the tree of ``rev`` (or only ``paths`` of it) in ``dest``: no .git, nothing
         from the work tree."""
-        data = self._run_bytes("archive", "--format=tar", rev, *(["--", *paths] if paths else []))
+        data = self._read("archive", "--format=tar", rev, *(["--", *paths] if paths else []))
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
             tar.extractall(dest, filter=_as_git_stores)
 
@@ -289,7 +269,7 @@ class GitRepo:
     def tree_changes(self, old: str, new: str) -> list[tuple[str, str]] | None:
         """(status, path) of every file that differs between two trees; None if ``old`` is gone."""
         try:
-            out = self._run("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new, strip=False)
+            out = self._read("diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new).decode()
         except GitError:
             return None
         fields = out.split("\0")
@@ -322,11 +302,7 @@ class GitRepo:
         return True
 
     def has_commit(self, sha: str) -> bool:
-        try:
-            self._commit(sha)
-        except GitError:
-            return False
-        return True
+        return self._objects.read(f"{sha}^{{commit}}") is not None
 
     def upstream(self) -> tuple[str, str] | None:
         """(remote, branch) the current branch tracks, or None."""
@@ -459,6 +435,73 @@ def _push_reason(output: str) -> str:
         elif line.startswith("remote:") and line.removeprefix("remote:").strip():
             reasons.append(line.removeprefix("remote:").strip())
     return "; ".join(dict.fromkeys(reasons)) or "the remote refused it"
+
+
+class _ObjectReader:
+    """One persistent `git cat-file --batch` answering every object read of a command (a round trip
+    on a pipe instead of a git process per read); started on the first read."""
+
+    def __init__(self, root: Path, env: dict[str, str]) -> None:
+        self._root, self._env = root, env
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def read(self, spec: str) -> tuple[str, str, bytes] | None:
+        """(object id, type, content) of what ``spec`` names (any revision git understands, such
+        as ``HEAD``, ``REV:PATH`` or ``REV^{tree}``), or None when it names nothing."""
+        if "\n" in spec:
+            return None
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                ["git", "cat-file", "--batch"],
+                cwd=self._root,
+                env=self._env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            weakref.finalize(self, _stop, self._proc)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        try:
+            self._proc.stdin.write(spec.encode() + b"\n")
+            self._proc.stdin.flush()
+            line = self._proc.stdout.readline()
+            if not line:
+                raise OSError("git cat-file ended")
+            header = _batch_header(line)
+            if header is None:
+                return None
+            data = self._proc.stdout.read(header[2] + 1)[:-1]  # the content, then a newline
+        except (OSError, ValueError) as exc:
+            self.close()
+            raise GitError(f"git cat-file failed reading {spec}: {exc}") from None
+        return header[0], header[1], data
+
+    def close(self) -> None:
+        if self._proc is not None:
+            _stop(self._proc)
+            self._proc = None
+
+
+def _batch_header(line: bytes) -> tuple[str, str, int] | None:
+    """`git cat-file --batch`'s header: (object id, type, size), or None for "<spec> missing" and
+    "<spec> ambiguous" (split from the right: the spec may hold spaces)."""
+    if line.rstrip(b"\n").endswith((b" missing", b" ambiguous")):
+        return None
+    sha, kind, size = line.split()
+    return sha.decode(), kind.decode(), int(size)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a cat-file reader: closing its input ends it; reap it so no zombie is left."""
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def find_work_tree(path: Path) -> tuple[Path, Path] | None:
