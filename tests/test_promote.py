@@ -274,20 +274,31 @@ def test_the_render_runs_while_the_checks_do(world: World, monkeypatch: pytest.M
     """The draft's render is started before the plan's checks (git reads, and the registry and Argo
     CD over the network), so they overlap; then the checked plan is what gets committed."""
     import wealist.plan
+    import wealist.promote
 
     events: list[str] = []
     renders = count_renders(monkeypatch)
-    real_held = wealist.plan._held
+    real_held, real_clean = wealist.plan._held, wealist.promote.check_clean
 
     def held(*args: object) -> list[str]:
-        events.append(f"checks ran after {len(renders)} render(s) started")
+        events.append(f"plan checks after {len(renders)} render(s) started")
         return real_held(*args)  # type: ignore[arg-type]
 
+    def clean(*args: object) -> None:
+        events.append(f"checkout checks after {len(renders)} render(s) started")
+        real_clean(*args)  # type: ignore[arg-type]
+
     monkeypatch.setattr(wealist.plan, "_held", held)
+    monkeypatch.setattr(wealist.promote, "check_clean", clean)
     run(world, env="dev", tag="v1.1.0")
     run(world, env="dev", tag="v1.2.0")
     # A cold cache renders both sides, a warm one only the promoted side: all started before the checks.
-    assert events == ["checks ran after 2 render(s) started", "checks ran after 3 render(s) started"]
+    assert events == [
+        "checkout checks after 2 render(s) started",
+        "plan checks after 2 render(s) started",
+        "checkout checks after 3 render(s) started",
+        "plan checks after 3 render(s) started",
+    ]
     assert "newTag: v1.2.0" in world.read(DEV)
 
 

@@ -12,6 +12,7 @@ import random
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import transaction
@@ -226,9 +227,12 @@ def committed_as_planned(repo: GitRepo, plan: Plan, commit: str) -> str | None:
     return None
 
 
-def plan_verify_commit(repo: GitRepo, cfg: Config, intent: Intent, base: Base) -> PromotionResult:
-    """Plan on ``base``, prove it by rendering, commit it: the first attempt and every retry."""
-    plan, check = planned_and_proved(repo, cfg, intent, base)
+def plan_verify_commit(
+    repo: GitRepo, cfg: Config, intent: Intent, base: Base, alongside: Callable[[], None] | None = None
+) -> PromotionResult:
+    """Plan on ``base``, prove it by rendering, commit it: the first attempt and every retry.
+    ``alongside``: more checks that may refuse, run while the draft renders."""
+    plan, check = planned_and_proved(repo, cfg, intent, base, alongside=alongside)
     if check is None:
         return PromotionResult(plan=plan)
     commit = commit_plan(repo, plan)

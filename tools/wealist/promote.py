@@ -40,8 +40,13 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
     with transaction.RepoLock(repo) as lock:
         if lock.recovered:
             log(lock.recovered)
-        repo.identity()
-        check_clean(repo, intent.env, intent.delivery)
+
+        def checkout_checks() -> None:
+            repo.identity()
+            check_clean(repo, intent.env, intent.delivery)
+
+        if target is not None:  # a fetch comes next: refuse before it
+            checkout_checks()
         base = planning_base(repo, cfg, intent, target, fetch=True)
         if intent.delivery == "pull-request":
             assert target is not None
@@ -49,7 +54,8 @@ def promote(root: Path, req: PromotionRequest, log: Log) -> PromotionResult:
             if check is None:
                 return PromotionResult(plan=plan)
             return deliver_pull_request(repo, cfg, plan, check.diff, target, log)
-        result = plan_verify_commit(repo, cfg, intent, base)
+        # Nothing is fetched: the checks of this checkout run while the draft renders.
+        result = plan_verify_commit(repo, cfg, intent, base, checkout_checks if target is None else None)
         if target is not None and result.commit is not None:
             result = push_direct(repo, cfg, intent, result, target, log)
         return result

@@ -7,6 +7,7 @@ import hashlib
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,18 +37,27 @@ class RenderCheck:
 
 
 def planned_and_proved(
-    repo: GitRepo, cfg: Config, intent: Intent, base: Base, locked: bool = True
+    repo: GitRepo,
+    cfg: Config,
+    intent: Intent,
+    base: Base,
+    locked: bool = True,
+    alongside: Callable[[], None] | None = None,
 ) -> tuple[Plan, RenderCheck | None]:
     """The checked plan on ``base`` and its proof by rendering (None when nothing changes).
 
     The draft's render starts before the plan's checks (order guard, Argo CD gate, holds, freeze,
-    registry: git reads and network round trips) and runs on another core while they do. A check
-    that refuses stops it; when the registry pinned digests the overlay text changed, and the
-    promoted side is rendered again."""
+    registry: git reads and network round trips; then ``alongside``, the caller's) and runs on
+    another core while they do. A check that refuses stops it; when the registry pinned digests
+    the overlay text changed, and the promoted side is rendered again."""
     draft = draft_plan(repo, intent, base)
     if not draft.changes:
+        if alongside is not None:
+            alongside()
         return draft, None
     with _Proof(repo, draft, locked) as proof:
+        if alongside is not None:
+            alongside()
         plan = check_plan(repo, cfg, intent, draft)
         if not plan.changes:
             return plan, None
