@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Snapshot, World, git
+from conftest import Snapshot, World, git, killed_midway
 from wealist.errors import RefusedError, UsageError
 from wealist.freeze import freeze, unfreeze
 from wealist.history import repository_status
@@ -196,10 +196,7 @@ def test_an_unfreeze_whose_commit_moved_the_branch_but_not_the_index_is_cleaned_
 def test_freezes_survive_sigkill_at_random_moments(world: World) -> None:
     """`wealist freeze` / `unfreeze` killed at random moments: the clone is always as before or
     holds the finished commit, with nothing left over once the next run took the lock."""
-    import contextlib
-    import os
     import random
-    import signal
     import time
 
     from wealist.gitrepo import GitRepo
@@ -217,17 +214,7 @@ def test_freezes_survive_sigkill_at_random_moments(world: World) -> None:
         args = ["unfreeze", "--env", "dev"]
         if not frozen:
             args = ["freeze", "--env", "dev", "--reason", f"r{attempt}"]
-        proc = subprocess.Popen(
-            [WEALIST, *args],
-            cwd=world.work,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        time.sleep(rng.uniform(0.1, 1.5) * duration)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        killed_midway([WEALIST, *args], world.work, rng.uniform(0.1, 1.5) * duration)
         with RepoLock(GitRepo(world.work), timeout=5):
             pass
         if world.head() != head:

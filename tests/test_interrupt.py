@@ -3,16 +3,14 @@ either as before or holds the finished commit, and the next run is never blocked
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from conftest import World, git
+from conftest import World, git, killed_midway
 from wealist.gitrepo import GitRepo
 from wealist.transaction import RepoLock
 
@@ -41,18 +39,8 @@ def test_sigkill_at_random_moments(world: World) -> None:
     for attempt in range(KILLS):
         tag = f"v0.{attempt}.0"
         head = world.head()
-        proc = subprocess.Popen(
-            [str(BIN / "wealist-promote"), "--env", "dev", "--tag", tag],
-            cwd=world.work,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        time.sleep(rng.uniform(0.1, 1.5) * duration)
-        # The whole process group: the tool and any git or kustomize child it is running.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        argv = [str(BIN / "wealist-promote"), "--env", "dev", "--tag", tag]
+        killed_midway(argv, world.work, rng.uniform(0.1, 1.5) * duration)
 
         # Never a half-written overlay: it parses, and holds the old or the new tags only.
         text = world.read(DEV)
