@@ -126,7 +126,7 @@ def _commit(repo: GitRepo, path: str, text: str | None, subject: str, push: bool
         before = repo.show("HEAD", path)
         if repo.modified(path) or (before is None and target.exists()):
             raise RefusedError(f"{path} has uncommitted changes: commit or discard them first")
-        what = subject.partition("(")[0]  # freeze, unfreeze
+        what = "unfreeze" if text is None else "freeze"  # for the message of a healed interruption
         journal = transaction.begin(repo, repo.head(), path, before, text, what)
         try:
             if text is None:
