@@ -226,3 +226,12 @@ def test_freezes_survive_sigkill_at_random_moments(world: World) -> None:
         git_dir = world.work / ".git"
         assert [*git_dir.glob("*.lock"), *git_dir.glob("refs/heads/*.lock")] == [], f"attempt {attempt}"
     print(f"{sum(outcomes)} of {len(outcomes)} killed runs had committed")
+
+
+def test_a_freeze_record_nested_past_the_limit_is_a_clear_error(world: World) -> None:
+    """A record is read with the C YAML parser, which dies on ~100,000 levels: refused before."""
+    from wealist.errors import ConfigError
+    from wealist.freeze import parse_record
+
+    with pytest.raises(ConfigError, match=r"freezes/dev\.yaml nests too deeply to read"):
+        parse_record("reason: " + "[" * 100_000 + "]" * 100_000 + "\n", "freezes/dev.yaml")

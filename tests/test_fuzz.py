@@ -71,7 +71,10 @@ HAND_PICKED: dict[str, list[tuple[str, Callable[[bytes], bytes]]]] = {
         ("image-missing", lambda d: d.replace(b"image: wealist/frontend", b"imaje: wealist/frontend")),
         ("clusters-scalar", lambda d: d.replace(b"clusters:", b"clusters: nope\nold-clusters:")),
         ("alias-bomb", lambda d: d + b"x: &a [1,1,1,1,1,1,1,1,1,1]\ny: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"),
-        ("deep", lambda d: d + b"x: " + b"[" * 1200 + b"]" * 1200 + b"\n"),
+        # 100,000 levels: libyaml's composer (the C parser) overflowed the C stack on this and killed
+        # the process, before any error could be reported.
+        ("deep", lambda d: d + b"x: " + b"[" * 100_000 + b"]" * 100_000 + b"\n"),
+        ("deep-block", lambda d: d + b"x:\n" + b"- " * 100_000 + b"a\n"),
     ],
     DEV: [
         ("empty", lambda _d: b""),
@@ -80,12 +83,14 @@ HAND_PICKED: dict[str, list[tuple[str, Callable[[bytes], bytes]]]] = {
         ("images-of-strings", lambda d: d.replace(b"images:", b"images: [a, b]\nold-images:")),
         ("tag-a-list", lambda d: d.replace(b"newTag: v1.0.0", b"newTag: [v1]", 1)),
         ("bad-yaml", lambda d: d + b"\n  - : [\n"),
+        ("deep", lambda d: d + b"x: " + b"{a: " * 100_000 + b"1" + b"}" * 100_000 + b"\n"),
     ],
     ARGOCD: [
         ("not-utf8", lambda d: d + b"# \xff\n"),
         ("a-list", lambda _d: b"- 1\n"),
         ("bad-yaml", lambda d: d + b"\n  : [\n"),
         ("two-docs-one-null", lambda d: d + b"\n---\n"),
+        ("deep", lambda d: d + b"\n---\n" + b"[" * 100_000 + b"]" * 100_000 + b"\n"),
     ],
 }
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from wealist.errors import ConfigError
 from wealist.files import write_if_changed
 from wealist.images import ImageRef
@@ -180,3 +181,28 @@ def test_digest_first_followed_by_a_comment_is_refused_not_mangled() -> None:
     source = f"images:\n- digest: {DIGEST}\n  # why\n  name: a\n  newTag: v1\n"
     with pytest.raises(ConfigError, match="starts with digest: and is not followed by its next key"):
         set_images(source, {"a": ImageRef("v2")})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("x: " + "[" * 201 + "]" * 201 + "\n", id="flow"),
+        pytest.param("x: '" + "]" * 500 + "'\ny: " + "[" * 201 + "]" * 201 + "\n", id="quoted-closers"),
+        pytest.param("- " * 201 + "a\n", id="compact-sequences"),
+        pytest.param(" " * 201 + "a: 1\n", id="indented"),
+    ],
+)
+def test_nesting_past_the_limit_is_refused_before_any_parser_sees_it(text: str) -> None:
+    from wealist.yamlerrors import too_deep
+
+    assert too_deep(text) is not None
+    with pytest.raises(ConfigError, match="nests too deeply to read"):
+        read_images(text, "k.yaml")
+
+
+def test_no_yaml_file_of_the_repository_comes_near_the_nesting_limit() -> None:
+    from wealist.yamlerrors import too_deep
+
+    files = [p for p in ROOT.rglob("*.y*ml") if ".venv" not in p.parts and ".git" not in p.parts]
+    assert len(files) > 20
+    assert [str(p) for p in files if too_deep(p.read_text(encoding="utf-8"))] == []

@@ -150,11 +150,14 @@ def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from .yamlerrors import describe_yaml_error, too_deep
+
+    deep = too_deep(text)
+    if deep:
+        raise ConfigError(f"{source} {deep}")
     try:
         data = YAML(typ="safe").load(text)
     except YAMLError as exc:
-        from .yamlerrors import describe_yaml_error
-
         raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping")

@@ -57,6 +57,11 @@ def parse_record(text: str, source: str) -> tuple[str, datetime.datetime | None]
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
+    from .yamlerrors import too_deep
+
+    deep = too_deep(text)
+    if deep:
+        raise ConfigError(f"{source} {deep}: wealist freeze writes it, fix or remove it")
     try:
         data = YAML(typ="safe").load(text)
     except YAMLError:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .images import ImageRef
-from .yamlerrors import describe_yaml_error
+from .yamlerrors import describe_yaml_error, too_deep
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,9 @@ def _load_rt(text: str, source: str) -> Any:
     from ruamel.yaml.error import YAMLError
 
     view = _parse_view(text)
+    deep = too_deep(view)
+    if deep:
+        raise ConfigError(f"{source} {deep}")
     try:
         if "&" in view:
             _check_expansion(YAML(typ="rt").compose(view), source)

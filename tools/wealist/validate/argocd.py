@@ -35,13 +35,18 @@ def _read_documents(root: Path, report: Report) -> list[tuple[str, Object]]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
 
-    from ..yamlerrors import describe_yaml_error
+    from ..yamlerrors import describe_yaml_error, too_deep
 
     documents: list[tuple[str, Object]] = []
     for path in sorted((root / "argocd").rglob("*.yaml")):
         source = str(path.relative_to(root))
         try:
-            docs = list(YAML(typ="safe").load_all(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+            deep = too_deep(text)
+            if deep:
+                report.add("argocd", source, deep)
+                continue
+            docs = list(YAML(typ="safe").load_all(text))
         except UnicodeDecodeError:
             report.add("argocd", source, "is not UTF-8 text")
             continue

@@ -94,10 +94,17 @@ def check_local_cluster(root: Path, schema: Path | None, report: Report) -> None
     import jsonschema
     from ruamel.yaml import YAML
 
+    from ..yamlerrors import too_deep
+
     config_path = root / K3D_CONFIG
     if schema is None or not config_path.is_file():
         return
-    config = YAML(typ="safe").load(config_path.read_text(encoding="utf-8"))
+    text = config_path.read_text(encoding="utf-8")
+    deep = too_deep(text)
+    if deep:
+        report.add("local-cluster", K3D_CONFIG, deep)
+        return
+    config = YAML(typ="safe").load(text)
     validator = jsonschema.Draft7Validator(json.loads(schema.read_text(encoding="utf-8")))
     for error in validator.iter_errors(config):
         at = "/".join(str(p) for p in error.absolute_path)
