@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,27 @@ def test_the_k3d_config_is_checked_against_k3ds_schema(world: World, empty_cache
     assert any(
         f.startswith("local-cluster: tools/local-cluster/k3d.yaml: Additional properties") for f in findings
     )
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda t: t + "  : [\n", "is not valid YAML"),
+        (lambda t: t + "# \udcff\n", "is not UTF-8 text"),
+        (lambda t: t + "x: " + "[" * 100_000 + "]" * 100_000 + "\n", "nests too deeply to read"),
+    ],
+    ids=["bad-yaml", "not-utf8", "deep"],
+)
+def test_a_damaged_k3d_config_is_a_finding(
+    world: World, empty_cache: Path, damage: Callable[[str], str], message: str
+) -> None:
+    """Read only when k3d's schema is at hand: a config that cannot be read is reported like any
+    other finding (it crashed validate before)."""
+    with_k3d_config(world)
+    target = world.work / "tools/local-cluster/k3d.yaml"
+    target.write_bytes(damage(target.read_text()).encode("utf-8", "surrogateescape"))
+    local = [str(f) for f in validate(world.work).findings if f.check == "local-cluster"]
+    assert len(local) == 1 and local[0].startswith(f"local-cluster: tools/local-cluster/k3d.yaml: {message}")
 
 
 def test_the_cache_lives_in_the_users_cache_directory(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,18 +93,24 @@ def check_local_cluster(root: Path, schema: Path | None, report: Report) -> None
 
     import jsonschema
     from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
 
-    from ..yamlerrors import too_deep
+    from ..yamlerrors import describe_yaml_error, too_deep
 
     config_path = root / K3D_CONFIG
     if schema is None or not config_path.is_file():
         return
-    text = config_path.read_text(encoding="utf-8")
-    deep = too_deep(text)
-    if deep:
-        report.add("local-cluster", K3D_CONFIG, deep)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+        problem = too_deep(text)
+        config = None if problem else YAML(typ="safe").load(text)
+    except UnicodeDecodeError:
+        problem = "is not UTF-8 text"
+    except YAMLError as exc:
+        problem = f"is not valid YAML: {describe_yaml_error(exc)}"
+    if problem:
+        report.add("local-cluster", K3D_CONFIG, problem)
         return
-    config = YAML(typ="safe").load(text)
     validator = jsonschema.Draft7Validator(json.loads(schema.read_text(encoding="utf-8")))
     for error in validator.iter_errors(config):
         at = "/".join(str(p) for p in error.absolute_path)
