@@ -147,18 +147,7 @@ class Config:
 
 def parse_config(text: str, source: str = CONFIG_FILE) -> Config:
     """promotion.yaml's text as a Config; anything malformed is one ConfigError naming the field."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
-    from .yamlerrors import describe_yaml_error, too_deep
-
-    deep = too_deep(text)
-    if deep:
-        raise ConfigError(f"{source} {deep}")
-    try:
-        data = YAML(typ="safe").load(text)
-    except YAMLError as exc:
-        raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
+    data = _load(text, source)
     if not isinstance(data, dict):
         raise ConfigError(f"{source} must be a mapping")
     prefixes = data.get("namespaces")
@@ -272,6 +261,21 @@ def _cluster(raw: dict[str, Any], envs: list[Environment], source: str) -> Clust
     if cert is not None and (not isinstance(cert, str) or PurePosixPath(cert).is_absolute() or ".." in cert):
         raise ConfigError(f"{where} {name}: sealing-cert must be a path inside the repository")
     return Cluster(name, environment, flavour, PurePosixPath(cert) if cert else None)
+
+
+def _load(text: str, source: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    from .yamlerrors import describe_yaml_error, too_deep
+
+    deep = too_deep(text)
+    if deep:
+        raise ConfigError(f"{source} {deep}")
+    try:
+        return YAML(typ="safe").load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {describe_yaml_error(exc)}") from None
 
 
 def load_config(root: Path) -> Config:
