@@ -151,12 +151,12 @@ def report_pairs(title: str, measured: list[tuple[float, float]]) -> float:
     return ratio
 
 
-def floor(baseline: Path, render: list[str], n: int) -> float:
+def floor(baseline: Path, render: list[str], n: int, env: str = "dev") -> float:
     """What this stack cannot go below for a promotion: the interpreter with the modules a
     promotion imports, one render, one commit. Seconds (median of ``n``)."""
     imports = [sys.executable, "-c", "import wealist.cli, wealist.promote, git, ruamel.yaml, click"]
     t_imports = statistics.median(timed(imports, REPO) for _ in range(n))
-    t_render = statistics.median(timed([*render, "overlays/dev"], baseline) for _ in range(n))
+    t_render = statistics.median(timed([*render, f"overlays/{env}"], baseline) for _ in range(n))
     commits = []
     for i in range(n):
         (baseline / "floor.txt").write_text(str(i))
@@ -259,8 +259,15 @@ def scale(where: Path, n: int, render: list[str]) -> None:
     print("scale: 40 components x 6 environments, generated from the real base")
     big = generate(where, 40, 6)
     tool, baseline = world(big, where / "w6")
-    ratio = report_pairs("  promotion of env0 (40 images):", pairs(tool, baseline, "env0", n, render))
+    measured = pairs(tool, baseline, "env0", n, render)
+    ratio = report_pairs("  promotion of env0 (40 images):", measured)
     target("promote, 40 components x 6 environments: tool / baseline", ratio, 1.25, "x")
+    stack = floor(baseline, render, n, "env0")
+    baseline_median = statistics.median(b for _, b in measured)
+    print(
+        f"  stack floor / baseline: {stack / baseline_median:.2f}x;"
+        f" tool / stack floor: {statistics.median(t for t, _ in measured) / stack:.2f}x"
+    )
 
     small = generate(where, 40, 2)
     tool2, _ = world(small, where / "w2")
