@@ -116,6 +116,45 @@ def test_a_missing_tag_is_refused_and_nothing_changes(checked: tuple[World, Real
     assert Snapshot.take(world.work) == before
 
 
+def test_the_registry_is_asked_while_the_render_and_the_git_checks_run(
+    checked: tuple[World, RealRegistry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookups wait on the network, so they start as soon as the draft renders: by the time
+    the checkout's own checks run, the registry has been asked. Each reference is asked once,
+    a missing one too (a registry that times out is not waited for twice)."""
+    import threading
+
+    import wealist.promote
+
+    world, _ = checked
+    asked = threading.Event()
+    calls: list[tuple[str, str]] = []
+    seen: list[bool] = []
+    real_check, real_clean = Registry._check, wealist.promote.check_clean
+
+    def check(self: Registry, image: str, reference: str) -> object:
+        calls.append((image, reference))
+        asked.set()
+        return real_check(self, image, reference)
+
+    def clean(*args: object) -> None:
+        seen.append(asked.wait(timeout=10))
+        real_clean(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Registry, "_check", check)
+    monkeypatch.setattr(wealist.promote, "check_clean", clean)
+    promote(world.work, PromotionRequest(env="dev", tag="v1.1.0"), lambda _m: None)
+    assert seen == [True]
+    assert sorted(calls) == [
+        ("k3d-wealist-registry:5000/wealist/board-api", "v1.1.0"),
+        ("k3d-wealist-registry:5000/wealist/frontend", "v1.1.0"),
+    ]
+    calls.clear()
+    with pytest.raises(ImageMissing):
+        promote(world.work, PromotionRequest(env="dev", tag="v9.9.9", components=("board-api",)), print)
+    assert calls == [("k3d-wealist-registry:5000/wealist/board-api", "v9.9.9")]
+
+
 def test_the_dry_run_shows_what_the_registry_said(checked: tuple[World, RealRegistry]) -> None:
     world, _ = checked
     proc = cli(world, "--env", "dev", "--tag", "v1.1.0", "--dry-run")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -373,20 +373,33 @@ def _order_guard(
     return guarded, violations
 
 
+def ask_registry_early(intent: Intent, draft: Plan) -> None:
+    """Start the registry lookups ``check_plan`` will make for ``draft`` (they wait on the network,
+    so they run while the draft renders and the git checks run)."""
+    if intent.registry is not None and draft.changes:
+        intent.registry.ask_early(_questions(draft.changes, exact_tag=intent.ref is not None))
+
+
+def _questions(changes: Sequence[Change], exact_tag: bool) -> list[tuple[str, str]]:
+    return [(c.rendered_name, _asked(c.new, exact_tag)) for c in changes]
+
+
+def _asked(new: ImageRef, exact_tag: bool) -> str:
+    """What to ask the registry about ``new``: its digest (what --from and rollback copy must still
+    exist), or its tag when the user typed the digest beside it (it must be what the tag is now)."""
+    return new.digest if new.digest and not exact_tag else new.tag
+
+
 def _checked(registry: Registry, env: Environment, changes: list[Change], exact_tag: bool) -> list[Change]:
     """Every new reference, asked of the registry its rendered name points at. A reference with a
     digest is asked by digest (what --from and rollback copy must still exist), except a digest
     the user typed beside a tag, which must be what the tag is now. Where ``env`` pins digests,
     a tag gets the digest the registry gave (the index digest for a multi-arch image)."""
 
-    def asked(change: Change) -> str:
-        new = change.new
-        return new.digest if new.digest and not exact_tag else new.tag
-
-    checks = registry.check_many([(c.rendered_name, asked(c)) for c in changes])
+    checks = registry.check_many(_questions(changes, exact_tag))
     result = []
     for change in changes:
-        check = checks[(change.rendered_name, asked(change))]
+        check = checks[(change.rendered_name, _asked(change.new, exact_tag))]
         new = change.new
         if new.digest and exact_tag and new.digest != check.digest:
             raise RefusedError(

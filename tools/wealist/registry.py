@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -94,20 +95,45 @@ class Registry:
         self._endpoints = endpoints
         self._docker_config = docker_config
         self._tokens: dict[tuple[str, str], str] = {}  # (host, scope) -> Authorization value
-        self._checked: dict[tuple[str, str], ImageCheck] = {}
+        # (image, reference) -> what the registry said, or why it could not be asked: once per run.
+        self._answers: dict[tuple[str, str], ImageCheck | Exception] = {}
+        self._early: list[threading.Thread] = []
+
+    def ask_early(self, wanted: list[tuple[str, str]]) -> None:
+        """Start asking about ``wanted`` now, in the background: the answers wait on the network,
+        so they arrive while the caller renders and reads git. ``check_many`` waits for them. A
+        daemon thread: a run refused meanwhile exits without waiting for a slow registry."""
+        thread = threading.Thread(target=self._ask_all, args=(wanted,), daemon=True)
+        thread.start()
+        self._early.append(thread)
 
     def check_many(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], ImageCheck]:
         """``check`` for each distinct (image, reference), in parallel; the first refusal, in the
         order given, is raised (so the message does not depend on which answer came first)."""
-        distinct = list(dict.fromkeys(wanted))
-        return dict(zip(distinct, _in_parallel(lambda key: self.check(*key), distinct), strict=True))
+        for thread in self._early:
+            thread.join()
+        self._ask_all(wanted)
+        return {key: self.check(*key) for key in dict.fromkeys(wanted)}
+
+    def _ask_all(self, wanted: list[tuple[str, str]]) -> None:
+        distinct = [key for key in dict.fromkeys(wanted) if key not in self._answers]
+        _in_parallel(self._learn, distinct)
+
+    def _learn(self, key: tuple[str, str]) -> None:
+        try:
+            self._answers[key] = self._check(*key)
+        except Exception as exc:  # raised by check(), in the caller's thread and order
+            self._answers[key] = exc
 
     def check(self, image: str, reference: str) -> ImageCheck:
-        """The digest ``image``:``reference`` (a tag or a digest) resolves to now; asked once per run."""
-        known = self._checked.get((image, reference))
-        if known is None:
-            known = self._checked[(image, reference)] = self._check(image, reference)
-        return known
+        """The digest ``image``:``reference`` (a tag or a digest) resolves to now; asked once per
+        run (a failure too: a registry that timed out is not waited for twice)."""
+        if (image, reference) not in self._answers:
+            self._learn((image, reference))
+        answer = self._answers[(image, reference)]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def _check(self, image: str, reference: str) -> ImageCheck:
         host, repository = split_image(image)

@@ -16,7 +16,7 @@ from .errors import RefusedError
 from .files import write_if_changed
 from .gitrepo import GitRepo
 from .images import split_reference
-from .plan import Base, Intent, Plan, check_plan, draft_plan
+from .plan import Base, Intent, Plan, ask_registry_early, check_plan, draft_plan
 from .render import Renderer, RenderJob, find_renderer
 from .treecopy import TreeCopy
 
@@ -56,6 +56,7 @@ def planned_and_proved(
             alongside()
         return draft, None
     with _Proof(repo, draft, locked) as proof:
+        ask_registry_early(intent, draft)
         if alongside is not None:
             alongside()
         plan = check_plan(repo, cfg, intent, draft)
