@@ -46,10 +46,11 @@ def planned_and_proved(
 ) -> tuple[Plan, RenderCheck | None]:
     """The checked plan on ``base`` and its proof by rendering (None when nothing changes).
 
-    The draft's render starts before the plan's checks (order guard, Argo CD gate, holds, freeze,
-    registry: git reads and network round trips; then ``alongside``, the caller's) and runs on
-    another core while they do. A check that refuses stops it; when the registry pinned digests
-    the overlay text changed, and the promoted side is rendered again."""
+    The draft's render starts first and runs on another core while everything that may refuse
+    runs here: the registry lookups (started at once, in the background: they wait on the
+    network), the caller's ``alongside`` checks, then the plan's own (order guard, Argo CD gate,
+    holds, freeze). A check that refuses stops the render; when the registry pinned digests the
+    overlay text changed, and the promoted side is rendered again."""
     draft = draft_plan(repo, intent, base)
     if not draft.changes:
         if alongside is not None:
