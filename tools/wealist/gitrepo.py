@@ -1,7 +1,8 @@
 """The one git wrapper: a thin class over GitPython that speaks in our errors.
 
 Everything runs the real git binary, so the user's configuration, hooks, signing and identity apply
-exactly as they do on the command line.
+exactly as they do on the command line. Commands go through GitPython; reads do not need it (see
+GitRepo), so the commands that only read never pay for its import.
 """
 
 from __future__ import annotations

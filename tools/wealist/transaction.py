@@ -248,7 +248,7 @@ def _mtime(path: Path) -> float:
 
 
 def git_processes(repo: GitRepo) -> list[tuple[int, str]]:
-    """Live git processes working in this clone, other than our own children (GitPython keeps a
+    """Live git processes working in this clone, other than our own children (the wrapper keeps a
     `git cat-file` open). Read from /proc; where there is none, assume one may run (never guess
     that a lock is free)."""
     proc = Path("/proc")
