@@ -55,6 +55,33 @@ def test_a_healthy_application_running_the_promotion_lets_it_through(
     assert argocd.requests[0] == (f"/api/v1/applications/{APP}", "Bearer argocd-test-token-0123456789")
 
 
+def test_argocd_is_asked_while_the_render_and_the_git_checks_run(
+    gated: World, argocd: FakeArgoCD, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate's questions wait on the network, so they leave as soon as the draft renders: by
+    the time the checkout's own checks run, Argo CD has been asked; the answer is used once."""
+    import time
+
+    import wealist.promote
+
+    argocd.apps[APP] = [application(APP, gated.head(), LIVE)]
+    seen: list[int] = []
+    real_clean = wealist.promote.check_clean
+
+    def clean(*args: object) -> None:
+        deadline = time.monotonic() + 10
+        while not argocd.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(len(argocd.requests))
+        real_clean(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(wealist.promote, "check_clean", clean)
+    result = to_prod(gated)
+    assert result.commit == gated.head()  # type: ignore[attr-defined]
+    assert seen == [1]
+    assert [path for path, _ in argocd.requests] == [f"/api/v1/applications/{APP}"]
+
+
 def test_a_stale_status_is_refreshed_then_trusted(gated: World, argocd: FakeArgoCD) -> None:
     # The last sync finished after the status was reconciled: it may describe the state before.
     before = gated.head()

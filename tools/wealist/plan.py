@@ -18,6 +18,7 @@ from .kustomization import ImageEntry, read_images, set_images
 from .rollback import rollback_targets
 
 if TYPE_CHECKING:
+    from .argocd import AppState, ArgoCD
     from .registry import Registry
 
 Log = Callable[[str], None]
@@ -242,7 +243,7 @@ def draft_plan(repo: GitRepo, intent: Intent, base: Base) -> Plan:
     )
 
 
-def check_plan(repo: GitRepo, cfg: Config, intent: Intent, draft: Plan) -> Plan:
+def check_plan(repo: GitRepo, cfg: Config, intent: Intent, draft: Plan, argocd: ArgoCD | None = None) -> Plan:
     """``draft`` after the order guard, the Argo CD gate, holds and freezes (refused unless forced;
     forced problems are recorded) and the registry (every new reference must exist; where the
     environment pins digests they are added, which changes the overlay's new text).
@@ -265,7 +266,9 @@ def check_plan(repo: GitRepo, cfg: Config, intent: Intent, draft: Plan) -> Plan:
             if cfg.argocd_server is None:
                 gate = "git history only: promotion.yaml names no Argo CD to ask"
             else:
-                changes, problems = _health_gate(repo, cfg, previous, changes, head, history, intent.force)
+                changes, problems = _health_gate(
+                    repo, cfg, previous, changes, head, history, intent.force, argocd
+                )
                 violations += problems
                 gate = f"Argo CD at {cfg.argocd_server}: {', '.join(cfg.applications(previous))}"
         held = _held(repo, env, changes, head)
@@ -373,11 +376,25 @@ def _order_guard(
     return guarded, violations
 
 
-def ask_registry_early(intent: Intent, draft: Plan) -> None:
-    """Start the registry lookups ``check_plan`` will make for ``draft`` (they wait on the network,
-    so they run while the draft renders and the git checks run)."""
-    if intent.registry is not None and draft.changes:
+def ask_early(cfg: Config, intent: Intent, draft: Plan) -> ArgoCD | None:
+    """Start the network questions ``check_plan`` will ask for ``draft``: the registry lookups and
+    the Argo CD gate's Applications. They wait on the network, so they run while the draft renders
+    and the git checks run. Returns the Argo CD client holding the early answers, for check_plan."""
+    if not draft.changes:
+        return None
+    if intent.registry is not None:
         intent.registry.ask_early(_questions(draft.changes, exact_tag=intent.ref is not None))
+    previous = cfg.previous(draft.env)
+    if cfg.argocd_server is None or previous is None or draft.rollback_of is not None:
+        return None
+    from .argocd import ArgoCD, ArgoCDError
+
+    try:
+        argocd = ArgoCD.from_env(str(cfg.argocd_server))
+    except ArgoCDError:
+        return None  # the gate meets the same error and decides (refused, or recorded with --force)
+    argocd.ask_early(cfg.applications(previous))
+    return argocd
 
 
 def _questions(changes: Sequence[Change], exact_tag: bool) -> list[tuple[str, str]]:
@@ -420,25 +437,23 @@ def _health_gate(
     head: str,
     history: Callable[[], list[Promotion]],
     force: bool,
+    early: ArgoCD | None,
 ) -> tuple[list[Change], list[str]]:
     """Argo CD must show every Application of ``previous`` running each new reference now, at a
     revision that contains the commit which put it into ``previous``'s overlay. Returns the changes
-    with the evidence added, and what is wrong (a refusal unless forced)."""
+    with the evidence added, and what is wrong (a refusal unless forced). ``early``: the client
+    that was asked while the draft rendered."""
     import datetime
 
-    from .argocd import ArgoCD, ArgoCDError, gate_problems
+    from .argocd import ArgoCDError, gate_problems
 
     try:
-        argocd = ArgoCD.from_env(str(cfg.argocd_server))
-        apps = cfg.applications(previous)
-        states = [argocd.application(app) for app in apps]
-        # A status older than the last sync may predate it: ask Argo CD to look again, once.
-        states = [argocd.application(s.name, refresh=True) if s.stale() else s for s in states]
+        states = _app_states(cfg, previous, early)
     except ArgoCDError as exc:
         if not force:
             raise
         return changes, [f"Argo CD gate not checked: {exc.message}"]
-    if not apps:
+    if not states:
         return changes, [f"no cluster of the fleet runs {previous.name}: no Application to ask"]
     running = overlay_images(repo, previous, head)
     now = datetime.datetime.now(datetime.UTC)
@@ -457,6 +472,16 @@ def _health_gate(
         seen = ", ".join(f"{s.name} Healthy at {(s.revision or '')[:10]}" for s in states)
         result.append(dataclasses.replace(change, evidence=f"{change.evidence}; Argo CD: {seen}"))
     return result, list(dict.fromkeys(problems))
+
+
+def _app_states(cfg: Config, previous: Environment, early: ArgoCD | None) -> list[AppState]:
+    """What Argo CD reports for every Application of ``previous`` (ArgoCDError if it cannot)."""
+    from .argocd import ArgoCD
+
+    argocd = early or ArgoCD.from_env(str(cfg.argocd_server))
+    states = [argocd.application(app) for app in cfg.applications(previous)]
+    # A status older than the last sync may predate it: ask Argo CD to look again, once.
+    return [argocd.application(s.name, refresh=True) if s.stale() else s for s in states]
 
 
 def _frozen(repo: GitRepo, env: Environment, head: str, intent: Intent, notes: list[str]) -> list[str]:

@@ -16,7 +16,7 @@ from .errors import RefusedError
 from .files import write_if_changed
 from .gitrepo import GitRepo
 from .images import split_reference
-from .plan import Base, Intent, Plan, ask_registry_early, check_plan, draft_plan
+from .plan import Base, Intent, Plan, ask_early, check_plan, draft_plan
 from .render import Renderer, RenderJob, find_renderer
 from .treecopy import TreeCopy
 
@@ -47,20 +47,20 @@ def planned_and_proved(
     """The checked plan on ``base`` and its proof by rendering (None when nothing changes).
 
     The draft's render starts first and runs on another core while everything that may refuse
-    runs here: the registry lookups (started at once, in the background: they wait on the
-    network), the caller's ``alongside`` checks, then the plan's own (order guard, Argo CD gate,
-    holds, freeze). A check that refuses stops the render; when the registry pinned digests the
-    overlay text changed, and the promoted side is rendered again."""
+    runs here: the registry lookups and the Argo CD gate's questions (started at once, in the
+    background: they wait on the network), the caller's ``alongside`` checks, then the plan's own
+    (order guard, Argo CD gate, holds, freeze). A check that refuses stops the render; when the
+    registry pinned digests the overlay text changed, and the promoted side is rendered again."""
     draft = draft_plan(repo, intent, base)
     if not draft.changes:
         if alongside is not None:
             alongside()
         return draft, None
     with _Proof(repo, draft, locked) as proof:
-        ask_registry_early(intent, draft)
+        argocd = ask_early(cfg, intent, draft)
         if alongside is not None:
             alongside()
-        plan = check_plan(repo, cfg, intent, draft)
+        plan = check_plan(repo, cfg, intent, draft, argocd)
         if not plan.changes:
             return plan, None
         return plan, proof.finish(plan)
