@@ -12,15 +12,17 @@ environments share a branch), Healthy for a while, and the image among the live 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .background import in_background
 from .errors import RefusedError
 from .masking import hide
 
@@ -78,8 +80,7 @@ class ArgoCD:
     def __init__(self, server: str, token: str) -> None:
         self.server = server.rstrip("/")
         self._token = hide(token)
-        self._early: dict[str, threading.Thread] = {}
-        self._early_answers: dict[str, AppState | Exception] = {}
+        self._early: dict[str, Callable[[], AppState]] = {}
 
     @classmethod
     def from_env(cls, server: str) -> ArgoCD:
@@ -92,29 +93,17 @@ class ArgoCD:
         return cls(server, token)
 
     def ask_early(self, names: list[str]) -> None:
-        """Start asking for these Applications now, one daemon thread each (a run refused meanwhile
-        exits without waiting for a slow server); the next ``application(name)`` takes the answer."""
+        """Start asking for these Applications now, in the background; the next
+        ``application(name)`` takes the answer."""
         for name in names:
-            thread = threading.Thread(target=self._ask_early, args=(name,), daemon=True)
-            thread.start()
-            self._early[name] = thread
-
-    def _ask_early(self, name: str) -> None:
-        try:
-            self._early_answers[name] = self.application(name)
-        except Exception as exc:  # raised by application(), in the caller's thread
-            self._early_answers[name] = exc
+            self._early[name] = in_background(functools.partial(self.application, name))
 
     def application(self, name: str, refresh: bool = False) -> AppState:
         """The Application's state; ``refresh`` asks Argo CD to compare with git first (no
         waiting out its polling interval). An answer asked for early is used once."""
-        early = self._early.pop(name, None) if not refresh else None
+        early = None if refresh else self._early.pop(name, None)
         if early is not None:
-            early.join()
-            answer = self._early_answers.pop(name)
-            if isinstance(answer, Exception):
-                raise answer
-            return answer
+            return early()
         query = "?refresh=normal" if refresh else ""
         data = self._get(f"/api/v1/applications/{urllib.parse.quote(name)}{query}")
         return parse_application(name, data)

@@ -10,11 +10,11 @@ Docker Hub's pull limit; a ``GET`` is made only when a registry omits Docker-Con
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
 import re
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .background import in_background
 from .errors import RefusedError
 from .masking import hide
 
@@ -97,21 +98,18 @@ class Registry:
         self._tokens: dict[tuple[str, str], str] = {}  # (host, scope) -> Authorization value
         # (image, reference) -> what the registry said, or why it could not be asked: once per run.
         self._answers: dict[tuple[str, str], ImageCheck | Exception] = {}
-        self._early: list[threading.Thread] = []
+        self._early: list[Callable[[], None]] = []
 
     def ask_early(self, wanted: list[tuple[str, str]]) -> None:
         """Start asking about ``wanted`` now, in the background: the answers wait on the network,
-        so they arrive while the caller renders and reads git. ``check_many`` waits for them. A
-        daemon thread: a run refused meanwhile exits without waiting for a slow registry."""
-        thread = threading.Thread(target=self._ask_all, args=(wanted,), daemon=True)
-        thread.start()
-        self._early.append(thread)
+        so they arrive while the caller renders and reads git. ``check_many`` waits for them."""
+        self._early.append(in_background(functools.partial(self._ask_all, wanted)))
 
     def check_many(self, wanted: list[tuple[str, str]]) -> dict[tuple[str, str], ImageCheck]:
         """``check`` for each distinct (image, reference), in parallel; the first refusal, in the
         order given, is raised (so the message does not depend on which answer came first)."""
-        for thread in self._early:
-            thread.join()
+        for wait in self._early:
+            wait()
         self._ask_all(wanted)
         return {key: self.check(*key) for key in dict.fromkeys(wanted)}
 
